@@ -1,0 +1,230 @@
+/* layout.c: category, label and ignore rules (see DESIGN.md "Layout"). */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "layout.h"
+
+/* A table, not literals, because the service knows more categories
+ * (validation, post-processing, split) that we may expose later. */
+static const char *const categories[] = {"training", "testing", "anomaly"};
+
+struct extension_type {
+	const char *ext;
+	const char *mime;
+};
+
+static const struct extension_type supported[] = {
+	{"json", "application/json"}, {"cbor", "application/cbor"},
+	{"csv", "text/csv"},          {"wav", "audio/wav"},
+	{"jpg", "image/jpeg"},        {"jpeg", "image/jpeg"},
+	{"png", "image/png"},         {"mp4", "video/mp4"},
+	{"avi", "video/x-msvideo"},   {"labels", "application/json"},
+	{"txt", "text/plain"},        {"parquet", "application/octet-stream"},
+};
+
+static const char *const junk_suffixes[] = {"~", ".swp", ".tmp", ".part", ".crdownload"};
+static const char *const junk_names[] = {"Thumbs.db", "desktop.ini"};
+
+size_t layout_category_count(void) { return sizeof(categories) / sizeof(categories[0]); }
+
+const char *layout_category_name(int index)
+{
+	if (index < 0 || (size_t)index >= layout_category_count())
+		return NULL;
+	return categories[index];
+}
+
+int layout_category_find(const char *name, size_t len)
+{
+	for (size_t i = 0; i < layout_category_count(); i++) {
+		if (strlen(categories[i]) == len && memcmp(categories[i], name, len) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+static const char *extension_of(const char *name)
+{
+	const char *dot = strrchr(name, '.');
+
+	return (dot && dot != name) ? dot + 1 : NULL;
+}
+
+static const struct extension_type *find_extension(const char *name)
+{
+	const char *ext = extension_of(name);
+
+	if (!ext)
+		return NULL;
+	for (size_t i = 0; i < sizeof(supported) / sizeof(supported[0]); i++) {
+		if (strcasecmp(ext, supported[i].ext) == 0)
+			return &supported[i];
+	}
+	return NULL;
+}
+
+static bool has_suffix_ci(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && strcasecmp(s + n - m, suffix) == 0;
+}
+
+const char *layout_ignored_name(const char *name)
+{
+	if (name[0] == '.')
+		return "hidden name";
+	for (size_t i = 0; i < sizeof(junk_names) / sizeof(junk_names[0]); i++) {
+		if (strcasecmp(name, junk_names[i]) == 0)
+			return "system junk file";
+	}
+	for (size_t i = 0; i < sizeof(junk_suffixes) / sizeof(junk_suffixes[0]); i++) {
+		if (has_suffix_ci(name, junk_suffixes[i]))
+			return "temporary file";
+	}
+	if (!find_extension(name))
+		return "file type not accepted by the service";
+	return NULL;
+}
+
+const char *layout_content_type(const char *name)
+{
+	const struct extension_type *t = find_extension(name);
+
+	return t ? t->mime : "application/octet-stream";
+}
+
+bool layout_has_control_chars(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c == 0x7f)
+			return true;
+	}
+	return false;
+}
+
+static size_t component_len(const char *p)
+{
+	const char *slash = strchr(p, '/');
+
+	return slash ? (size_t)(slash - p) : strlen(p);
+}
+
+/* Walk the components below the category: count depth, remember the label
+ * and whether any folder on the way is hidden. */
+static void classify_below_category(const char *p, struct layout_path *out)
+{
+	bool hidden_dir = false;
+
+	while (*p) {
+		size_t len = component_len(p);
+		bool last = p[len] == '\0';
+
+		out->depth++;
+		if (last) {
+			out->name = p;
+			break;
+		}
+		if (p[0] == '.')
+			hidden_dir = true;
+		if (out->depth == 1) {
+			out->label = p;
+			out->label_len = len;
+		}
+		p += len + 1;
+	}
+	if (hidden_dir)
+		out->ignored = "inside a hidden folder";
+}
+
+int layout_classify(const char *path, struct layout_path *out)
+{
+	size_t len;
+
+	memset(out, 0, sizeof(*out));
+	out->category = -1;
+	if (path[0] == '/')
+		return -EINVAL;
+	if (path[0] == '\0' || strcmp(path, ".") == 0) {
+		out->kind = LAYOUT_ROOT;
+		out->name = path;
+		return 0;
+	}
+	len = component_len(path);
+	out->category = layout_category_find(path, len);
+	if (path[len] == '\0') {
+		out->kind = LAYOUT_TOPLEVEL;
+		out->name = path;
+		return 0;
+	}
+	out->kind = LAYOUT_ENTRY;
+	if (out->category < 0) {
+		out->ignored = "not inside a category folder";
+		out->name = strrchr(path, '/') + 1;
+		return 0;
+	}
+	classify_below_category(path + len + 1, out);
+	if (!out->name)
+		out->name = "";
+	if (!out->ignored)
+		out->ignored = layout_ignored_name(out->name);
+	return 0;
+}
+
+int layout_check_dir(const char *path)
+{
+	struct layout_path lp;
+
+	if (layout_classify(path, &lp) < 0)
+		return -EINVAL;
+	if (lp.kind != LAYOUT_ENTRY || lp.category < 0)
+		return -EPERM;
+	if (lp.depth == 1 && layout_has_control_chars(lp.name, strlen(lp.name)))
+		return -EINVAL;
+	return 0;
+}
+
+int layout_check_file(const char *path)
+{
+	struct layout_path lp;
+
+	if (layout_classify(path, &lp) < 0)
+		return -EINVAL;
+	if (lp.kind != LAYOUT_ENTRY || lp.category < 0)
+		return -EPERM;
+	return 0;
+}
+
+static bool is_uri_unreserved(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       strchr("-_.!~*'()", c) != NULL;
+}
+
+char *layout_url_encode(const char *s, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char *out = malloc(len * 3 + 1), *o = out;
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c != '\0' && is_uri_unreserved(c)) {
+			*o++ = (char)c;
+		} else {
+			*o++ = '%';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
+		}
+	}
+	*o = '\0';
+	return out;
+}

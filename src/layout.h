@@ -1,0 +1,59 @@
+/* layout.h: the rules that turn a path inside the mount into what is
+ * uploaded: category, label, or the reason it is ignored.  Pure functions
+ * with no I/O, so they can be unit-tested and fuzzed.
+ *
+ * Paths are relative to the mount root, without a leading '/':
+ * "training/car/IMG_1.jpg".  The root itself is "" or ".". */
+#ifndef INGESTFS_LAYOUT_H
+#define INGESTFS_LAYOUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The service refuses larger files; we fail them locally instead. */
+#define LAYOUT_MAX_FILE_SIZE ((uint64_t)100 * 1024 * 1024)
+
+enum layout_kind {
+	LAYOUT_ROOT,     /* the mount root */
+	LAYOUT_TOPLEVEL, /* a name directly under the root: a category or junk */
+	LAYOUT_ENTRY,    /* anything below a category */
+};
+
+struct layout_path {
+	enum layout_kind kind;
+	int category;         /* index into the category table, -1 if none */
+	const char *label;    /* points into the path; NULL if no label */
+	size_t label_len;
+	const char *name;     /* last component */
+	unsigned depth;       /* components below the category (file = 1 at top) */
+	const char *ignored;  /* why it is never uploaded, or NULL */
+};
+
+/* Categories exposed as folders at the root, in table order. */
+size_t layout_category_count(void);
+const char *layout_category_name(int index);
+int layout_category_find(const char *name, size_t len);
+
+/* Split a path.  Returns 0, or -EINVAL for a path that is not relative. */
+int layout_classify(const char *path, struct layout_path *out);
+
+/* Why a regular file of this base name is never uploaded, or NULL. */
+const char *layout_ignored_name(const char *name);
+
+/* mkdir/rename checks for a directory at PATH: 0, -EPERM (the root is
+ * fixed) or -EINVAL (a label name that could not be sent as a header). */
+int layout_check_dir(const char *path);
+/* create/rename checks for a file at PATH: 0 or -EPERM. */
+int layout_check_file(const char *path);
+
+bool layout_has_control_chars(const char *s, size_t len);
+
+/* Percent-encode like JavaScript's encodeURIComponent.  Returns a malloc'd
+ * string or NULL when out of memory. */
+char *layout_url_encode(const char *s, size_t len);
+
+/* MIME type sent for a part; the service goes by the extension anyway. */
+const char *layout_content_type(const char *name);
+
+#endif

@@ -1,0 +1,55 @@
+/* options.h: every user setting, from defaults, the config file and the
+ * command line (in that order, later wins).  The names are the ones in
+ * DESIGN.md and ingestfs(1); keep the three in step. */
+#ifndef INGESTFS_OPTIONS_H
+#define INGESTFS_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "log.h"
+
+#define DEFAULT_URL "https://ingestion.edgeimpulse.com"
+
+struct options {
+	bool foreground, debug, show_help, show_version;
+	char *mountpoint;
+	char *url;
+	char *api_key_file;
+	char *api_key; /* only from the config file; never from argv */
+	char *spool;
+	char *cafile;
+	unsigned settle_ms;
+	unsigned concurrency;
+	unsigned batch;
+	unsigned backoff_ms;
+	bool allow_duplicates, add_date_id, no_label_infer, insecure;
+	enum log_level log_level;
+	char *fuse_opts; /* options we do not know, handed to FUSE */
+};
+
+void options_init(struct options *o);
+void options_free(struct options *o);
+
+/* Apply one KEY or KEY=VALUE setting.  FROM_CONFIG allows keys that must
+ * never be on a command line (api_key).  Returns 0, 1 when the key is not
+ * ours (a FUSE option), or -1 with a message in ERR. */
+int options_set(struct options *o, const char *key, const char *value, bool from_config,
+		char *err, size_t errsz);
+
+/* Parse "-f -d -o a,b=c MOUNTPOINT" (after the program name).  Returns 0,
+ * or -1 with a message in ERR. */
+int options_parse_args(struct options *o, int argc, char **argv, char *err, size_t errsz);
+
+/* Where the config file is: $INGESTFS_CONFIG, $XDG_CONFIG_HOME/ingestfs/config,
+ * ~/.config/ingestfs/config, or /etc/ingestfs/config for root.  Malloc'd. */
+char *options_config_path(void);
+
+/* Read KEY = VALUE lines.  A missing file is fine; a bad line is an error
+ * naming the file and line.  Returns 0 or -1 with ERR set. */
+int options_load_config(struct options *o, const char *path, char *err, size_t errsz);
+
+void options_usage(FILE *out);
+
+#endif

@@ -1,0 +1,746 @@
+/* queue.c: per-file state machine, settle timers, batching and the retry
+ * schedule (DESIGN.md "When a file is uploaded", "Retry and durability"). */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "layout.h"
+#include "queue.h"
+
+enum entry_list { LIST_NONE, LIST_SETTLING, LIST_PENDING };
+
+struct entry {
+	uint64_t ino;
+	char *path;
+	enum file_state state;
+	unsigned writers;
+	uint64_t generation;
+	uint64_t size;
+	int64_t due_ms; /* settle deadline or earliest next attempt */
+	unsigned attempts;
+	bool queue_now;  /* renamed into place: skip settle once closed */
+	bool maybe_sent; /* an attempt for this content may have been stored */
+	char *result;
+	struct entry *hash_next;
+	struct entry *prev, *next;
+	enum entry_list list;
+};
+
+struct entry_list_head {
+	struct entry *head, *tail;
+};
+
+struct queue {
+	/* Guards every field below and every entry.  Never held while doing
+	 * I/O; the only call-out under it is the waker. */
+	pthread_mutex_t lock;
+	struct queue_config cfg;
+	struct entry **buckets;
+	size_t nbuckets, nentries;
+	struct entry_list_head settling; /* ordered by due_ms: settle is constant */
+	struct entry_list_head pending;
+	bool paused;
+	void (*wake)(void *);
+	void *wake_arg;
+	unsigned rand_state;
+};
+
+static const char *const state_names[FILE_STATE_COUNT] = {
+	"writing", "pending", "uploading", "uploaded", "duplicate", "failed", "ignored",
+};
+
+const char *file_state_name(enum file_state state)
+{
+	return (unsigned)state < FILE_STATE_COUNT ? state_names[state] : "unknown";
+}
+
+/* ---- hash table by inode ---- */
+
+static size_t bucket_of(const struct queue *q, uint64_t ino)
+{
+	return (size_t)((ino * 0x9E3779B97F4A7C15ull) >> 20) & (q->nbuckets - 1);
+}
+
+static struct entry *entry_find(struct queue *q, uint64_t ino)
+{
+	for (struct entry *e = q->buckets[bucket_of(q, ino)]; e; e = e->hash_next) {
+		if (e->ino == ino)
+			return e;
+	}
+	return NULL;
+}
+
+static void table_grow(struct queue *q)
+{
+	size_t old_n = q->nbuckets;
+	struct entry **old = q->buckets;
+	struct entry **fresh = calloc(old_n * 2, sizeof(*fresh));
+
+	if (!fresh)
+		return; /* keep the longer chains; still correct */
+	q->buckets = fresh;
+	q->nbuckets = old_n * 2;
+	for (size_t i = 0; i < old_n; i++) {
+		struct entry *e = old[i], *next;
+
+		for (; e; e = next) {
+			size_t b = bucket_of(q, e->ino);
+
+			next = e->hash_next;
+			e->hash_next = q->buckets[b];
+			q->buckets[b] = e;
+		}
+	}
+	free(old);
+}
+
+static void table_remove(struct queue *q, struct entry *e)
+{
+	struct entry **pp = &q->buckets[bucket_of(q, e->ino)];
+
+	while (*pp && *pp != e)
+		pp = &(*pp)->hash_next;
+	if (*pp)
+		*pp = e->hash_next;
+	q->nentries--;
+}
+
+/* ---- lists ---- */
+
+static struct entry_list_head *list_head(struct queue *q, enum entry_list which)
+{
+	return which == LIST_SETTLING ? &q->settling : &q->pending;
+}
+
+static void list_unlink(struct queue *q, struct entry *e)
+{
+	struct entry_list_head *h;
+
+	if (e->list == LIST_NONE)
+		return;
+	h = list_head(q, e->list);
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		h->head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		h->tail = e->prev;
+	e->prev = e->next = NULL;
+	e->list = LIST_NONE;
+}
+
+static void list_append(struct queue *q, struct entry *e, enum entry_list which)
+{
+	struct entry_list_head *h = list_head(q, which);
+
+	list_unlink(q, e);
+	e->list = which;
+	e->prev = h->tail;
+	e->next = NULL;
+	if (h->tail)
+		h->tail->next = e;
+	else
+		h->head = e;
+	h->tail = e;
+}
+
+/* ---- entries ---- */
+
+static void wake_uploader(struct queue *q)
+{
+	if (q->wake)
+		q->wake(q->wake_arg);
+}
+
+static void entry_set_result(struct entry *e, const char *text)
+{
+	free(e->result);
+	e->result = text && text[0] ? strdup(text) : NULL;
+}
+
+static void entry_free(struct entry *e)
+{
+	free(e->path);
+	free(e->result);
+	free(e);
+}
+
+static const char *ignored_reason(const char *path)
+{
+	struct layout_path lp;
+
+	if (layout_classify(path, &lp) < 0 || lp.kind != LAYOUT_ENTRY)
+		return "not inside a category folder";
+	return lp.ignored;
+}
+
+static struct entry *entry_create(struct queue *q, uint64_t ino, const char *path)
+{
+	struct entry *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return NULL;
+	e->path = strdup(path);
+	if (!e->path) {
+		free(e);
+		return NULL;
+	}
+	e->ino = ino;
+	e->state = ignored_reason(path) ? FILE_IGNORED : FILE_WRITING;
+	if (q->nentries >= q->nbuckets)
+		table_grow(q);
+	e->hash_next = q->buckets[bucket_of(q, ino)];
+	q->buckets[bucket_of(q, ino)] = e;
+	q->nentries++;
+	return e;
+}
+
+static struct entry *entry_get(struct queue *q, uint64_t ino, const char *path)
+{
+	struct entry *e = entry_find(q, ino);
+
+	return e ? e : entry_create(q, ino, path);
+}
+
+static void entry_make_pending(struct queue *q, struct entry *e, int64_t due_ms)
+{
+	char msg[96];
+
+	e->queue_now = false;
+	if (e->size > LAYOUT_MAX_FILE_SIZE) {
+		list_unlink(q, e);
+		e->state = FILE_FAILED;
+		snprintf(msg, sizeof(msg), "file is larger than the service's limit of %llu bytes",
+			 (unsigned long long)LAYOUT_MAX_FILE_SIZE);
+		entry_set_result(e, msg);
+		return;
+	}
+	e->state = FILE_PENDING;
+	e->due_ms = due_ms;
+	list_append(q, e, LIST_PENDING);
+	wake_uploader(q);
+}
+
+/* New content, or a new destination: forget everything about earlier
+ * attempts, and make results of requests in flight stale. */
+static void entry_reset_attempts(struct entry *e)
+{
+	e->generation++;
+	e->attempts = 0;
+	e->maybe_sent = false;
+	entry_set_result(e, NULL);
+}
+
+/* ---- public: setup ---- */
+
+struct queue *queue_new(const struct queue_config *cfg)
+{
+	struct queue *q = calloc(1, sizeof(*q));
+
+	if (!q)
+		return NULL;
+	q->cfg = *cfg;
+	if (q->cfg.batch_max == 0)
+		q->cfg.batch_max = 1;
+	q->nbuckets = 1024;
+	q->buckets = calloc(q->nbuckets, sizeof(*q->buckets));
+	if (!q->buckets) {
+		free(q);
+		return NULL;
+	}
+	pthread_mutex_init(&q->lock, NULL);
+	q->rand_state = (unsigned)time(NULL);
+	return q;
+}
+
+void queue_free(struct queue *q)
+{
+	if (!q)
+		return;
+	for (size_t i = 0; i < q->nbuckets; i++) {
+		struct entry *e = q->buckets[i], *next;
+
+		for (; e; e = next) {
+			next = e->hash_next;
+			entry_free(e);
+		}
+	}
+	free(q->buckets);
+	pthread_mutex_destroy(&q->lock);
+	free(q);
+}
+
+void queue_set_waker(struct queue *q, void (*wake)(void *), void *arg)
+{
+	pthread_mutex_lock(&q->lock);
+	q->wake = wake;
+	q->wake_arg = arg;
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* ---- public: front-end events ---- */
+
+void queue_add_existing(struct queue *q, uint64_t ino, const char *path, uint64_t size)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&q->lock);
+	e = entry_get(q, ino, path);
+	if (e && e->state == FILE_WRITING) {
+		e->size = size;
+		/* We cannot know whether an earlier run sent it. */
+		e->maybe_sent = true;
+		entry_make_pending(q, e, clock_now_ms());
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+void queue_open_write(struct queue *q, uint64_t ino, const char *path)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&q->lock);
+	e = entry_get(q, ino, path);
+	if (e) {
+		e->writers++;
+		/* A reopen for writing postpones a file that has not gone yet. */
+		if (e->state == FILE_PENDING || e->state == FILE_WRITING) {
+			list_unlink(q, e);
+			e->state = FILE_WRITING;
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+void queue_written(struct queue *q, uint64_t ino)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&q->lock);
+	e = entry_find(q, ino);
+	if (e) {
+		entry_reset_attempts(e);
+		if (e->state != FILE_IGNORED) {
+			list_unlink(q, e);
+			e->state = FILE_WRITING;
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+void queue_close_write(struct queue *q, uint64_t ino, uint64_t size)
+{
+	struct entry *e;
+	int64_t now = clock_now_ms();
+
+	pthread_mutex_lock(&q->lock);
+	e = entry_find(q, ino);
+	if (!e)
+		goto out;
+	e->size = size;
+	if (e->writers > 0)
+		e->writers--;
+	if (e->writers > 0 || e->state != FILE_WRITING)
+		goto out;
+	if (e->queue_now || q->cfg.settle_ms == 0) {
+		entry_make_pending(q, e, now);
+	} else {
+		e->due_ms = now + q->cfg.settle_ms;
+		list_append(q, e, LIST_SETTLING);
+		wake_uploader(q);
+	}
+out:
+	pthread_mutex_unlock(&q->lock);
+}
+
+static bool same_destination(const char *a, const char *b)
+{
+	struct layout_path la, lb;
+
+	if (layout_classify(a, &la) < 0 || layout_classify(b, &lb) < 0)
+		return false;
+	return la.category == lb.category && la.label_len == lb.label_len &&
+	       (la.label_len == 0 || memcmp(la.label, lb.label, la.label_len) == 0);
+}
+
+/* The rules of DESIGN.md "Layout" for a file that now lives at NEW_PATH. */
+static void entry_moved(struct queue *q, struct entry *e, char *new_path)
+{
+	bool dest_changed = !same_destination(e->path, new_path);
+	const char *reason = ignored_reason(new_path);
+	int64_t now = clock_now_ms();
+
+	free(e->path);
+	e->path = new_path;
+	if (reason) {
+		list_unlink(q, e);
+		e->generation++;
+		e->state = FILE_IGNORED;
+	} else if (e->state == FILE_IGNORED) {
+		/* rsync, gio and safe-save editors: the rename is the signal. */
+		entry_reset_attempts(e);
+		e->state = FILE_WRITING;
+		if (e->writers > 0)
+			e->queue_now = true;
+		else
+			entry_make_pending(q, e, now);
+	} else if (dest_changed && e->state != FILE_WRITING && e->state != FILE_PENDING) {
+		entry_reset_attempts(e);
+		entry_make_pending(q, e, now);
+	}
+}
+
+static char *join_moved_path(const char *to, const char *rest)
+{
+	size_t a = strlen(to), b = strlen(rest);
+	char *p = malloc(a + b + 1);
+
+	if (p) {
+		memcpy(p, to, a);
+		memcpy(p + a, rest, b + 1);
+	}
+	return p;
+}
+
+static void dir_moved(struct queue *q, const char *from, const char *to)
+{
+	size_t flen = strlen(from);
+
+	for (size_t i = 0; i < q->nbuckets; i++) {
+		for (struct entry *e = q->buckets[i]; e; e = e->hash_next) {
+			char *np;
+
+			if (strncmp(e->path, from, flen) != 0 || e->path[flen] != '/')
+				continue;
+			np = join_moved_path(to, e->path + flen);
+			if (np)
+				entry_moved(q, e, np);
+		}
+	}
+}
+
+void queue_renamed(struct queue *q, const char *from, const char *to, uint64_t ino,
+		   bool is_dir)
+{
+	struct entry *e;
+	char *np;
+
+	pthread_mutex_lock(&q->lock);
+	if (is_dir) {
+		dir_moved(q, from, to);
+		goto out;
+	}
+	e = entry_find(q, ino);
+	if (!e) {
+		/* Unknown until now (made outside the mount): judge it as it is. */
+		e = entry_create(q, ino, to);
+		if (e && e->state == FILE_WRITING)
+			entry_make_pending(q, e, clock_now_ms());
+		goto out;
+	}
+	np = strdup(to);
+	if (np)
+		entry_moved(q, e, np);
+out:
+	pthread_mutex_unlock(&q->lock);
+}
+
+void queue_removed(struct queue *q, uint64_t ino)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&q->lock);
+	e = entry_find(q, ino);
+	if (e) {
+		list_unlink(q, e);
+		table_remove(q, e);
+		entry_free(e);
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+int queue_retry(struct queue *q, uint64_t ino)
+{
+	struct entry *e;
+	int rc = 0;
+
+	pthread_mutex_lock(&q->lock);
+	e = entry_find(q, ino);
+	if (!e) {
+		rc = -ENOENT;
+	} else if (e->state == FILE_FAILED) {
+		entry_reset_attempts(e);
+		entry_make_pending(q, e, clock_now_ms());
+	} else if (e->state == FILE_PENDING) {
+		e->due_ms = clock_now_ms();
+		wake_uploader(q);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+/* ---- public: status ---- */
+
+int queue_file_status(struct queue *q, uint64_t ino, enum file_state *state, char *result,
+		      size_t result_size)
+{
+	struct entry *e;
+	int rc = 0;
+
+	pthread_mutex_lock(&q->lock);
+	e = entry_find(q, ino);
+	if (!e) {
+		rc = -ENOENT;
+	} else {
+		*state = e->state;
+		if (result && result_size)
+			snprintf(result, result_size, "%s", e->result ? e->result : "");
+	}
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+static bool path_is_below(const char *path, const char *dir, size_t dlen)
+{
+	return dlen == 0 || (strncmp(path, dir, dlen) == 0 && path[dlen] == '/');
+}
+
+void queue_count(struct queue *q, const char *dir, struct queue_counts *out)
+{
+	size_t dlen = strcmp(dir, ".") == 0 ? 0 : strlen(dir);
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&q->lock);
+	for (size_t i = 0; i < q->nbuckets; i++) {
+		for (struct entry *e = q->buckets[i]; e; e = e->hash_next) {
+			if (path_is_below(e->path, dir, dlen))
+				out->n[e->state]++;
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+void queue_summary_text(const struct queue_counts *c, char *buf, size_t size)
+{
+	snprintf(buf, size, "uploaded=%zu duplicate=%zu pending=%zu uploading=%zu failed=%zu ignored=%zu",
+		 c->n[FILE_UPLOADED], c->n[FILE_DUPLICATE], c->n[FILE_PENDING] + c->n[FILE_WRITING],
+		 c->n[FILE_UPLOADING], c->n[FILE_FAILED], c->n[FILE_IGNORED]);
+}
+
+/* ---- public: uploader side ---- */
+
+int64_t queue_tick(struct queue *q, int64_t now)
+{
+	int64_t next = -1;
+	struct entry *e;
+
+	pthread_mutex_lock(&q->lock);
+	while ((e = q->settling.head) && e->due_ms <= now) {
+		list_unlink(q, e);
+		entry_make_pending(q, e, now);
+	}
+	if (e)
+		next = e->due_ms - now;
+	if (!q->paused) {
+		for (e = q->pending.head; e; e = e->next) {
+			if (e->due_ms > now && (next < 0 || e->due_ms - now < next))
+				next = e->due_ms - now;
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+	return next;
+}
+
+static bool label_equal(const struct layout_path *a, const struct layout_path *b)
+{
+	return a->category == b->category && a->label_len == b->label_len &&
+	       (a->label_len == 0 || memcmp(a->label, b->label, a->label_len) == 0);
+}
+
+static int batch_add(struct queue_batch *b, struct entry *e)
+{
+	struct queue_item *it = &b->items[b->count];
+
+	it->path = strdup(e->path);
+	if (!it->path)
+		return -ENOMEM;
+	it->ino = e->ino;
+	it->generation = e->generation;
+	it->size = e->size;
+	b->count++;
+	return 0;
+}
+
+static int batch_start(struct queue *q, struct queue_batch *b, const struct layout_path *lp)
+{
+	memset(b, 0, sizeof(*b));
+	b->items = calloc(q->cfg.batch_max, sizeof(*b->items));
+	if (!b->items)
+		return -ENOMEM;
+	b->category = lp->category;
+	if (lp->label) {
+		b->label = strndup(lp->label, lp->label_len);
+		if (!b->label) {
+			free(b->items);
+			b->items = NULL;
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+size_t queue_take_batch(struct queue *q, int64_t now, struct queue_batch *b)
+{
+	struct layout_path first = {0}, lp;
+	uint64_t bytes = 0;
+	struct entry *e, *next;
+	bool started = false;
+
+	memset(b, 0, sizeof(*b));
+	pthread_mutex_lock(&q->lock);
+	if (q->paused)
+		goto out;
+	for (e = q->pending.head; e && b->count < q->cfg.batch_max; e = next) {
+		next = e->next;
+		if (e->due_ms > now || layout_classify(e->path, &lp) < 0)
+			continue;
+		if (!started) {
+			if (batch_start(q, b, &lp) < 0)
+				break;
+			first = lp;
+			started = true;
+		} else if (!label_equal(&first, &lp) ||
+			   bytes + e->size > q->cfg.batch_bytes_max) {
+			continue;
+		}
+		if (batch_add(b, e) < 0)
+			break;
+		bytes += e->size;
+		list_unlink(q, e);
+		e->state = FILE_UPLOADING;
+	}
+out:
+	pthread_mutex_unlock(&q->lock);
+	if (started && b->count == 0)
+		queue_batch_free(b);
+	return b->count;
+}
+
+void queue_batch_free(struct queue_batch *b)
+{
+	for (size_t i = 0; i < b->count; i++)
+		free(b->items[i].path);
+	free(b->items);
+	free(b->label);
+	memset(b, 0, sizeof(*b));
+}
+
+static unsigned backoff_ms(struct queue *q, unsigned attempts, double jitter)
+{
+	double d = q->cfg.backoff_min_ms;
+
+	for (unsigned i = 1; i < attempts && d < q->cfg.backoff_max_ms; i++)
+		d *= 2;
+	if (d > q->cfg.backoff_max_ms)
+		d = q->cfg.backoff_max_ms;
+	/* Jitter down to half, so a crowd of clients does not return at once. */
+	return (unsigned)(d * (0.5 + 0.5 * jitter));
+}
+
+static void entry_schedule_retry(struct queue *q, struct entry *e, const struct queue_result *r,
+				 int64_t now, double jitter)
+{
+	unsigned delay;
+	char when[32], text[512];
+	time_t at;
+	struct tm tm;
+
+	e->attempts++;
+	e->maybe_sent = e->maybe_sent || r->maybe_sent;
+	delay = r->retry_after_ms ? r->retry_after_ms : backoff_ms(q, e->attempts, jitter);
+	at = (time_t)(clock_wall_s() + (delay + 999) / 1000);
+	localtime_r(&at, &tm);
+	strftime(when, sizeof(when), "%H:%M:%S", &tm);
+	snprintf(text, sizeof(text), "%s; attempt %u failed, next attempt at %s", r->text, e->attempts,
+		 when);
+	entry_set_result(e, text);
+	entry_make_pending(q, e, now + delay);
+}
+
+static void entry_apply_result(struct queue *q, struct entry *e, const struct queue_result *r,
+			       int64_t now, double jitter)
+{
+	switch (r->outcome) {
+	case QUEUE_UPLOADED:
+		e->state = FILE_UPLOADED;
+		entry_set_result(e, r->text);
+		break;
+	case QUEUE_DUPLICATE:
+		/* Our own lost attempt may be the copy the service holds. */
+		e->state = e->maybe_sent ? FILE_UPLOADED : FILE_DUPLICATE;
+		entry_set_result(e, r->text);
+		break;
+	case QUEUE_FAILED:
+		e->state = FILE_FAILED;
+		entry_set_result(e, r->text);
+		break;
+	case QUEUE_RETRY:
+		entry_schedule_retry(q, e, r, now, jitter);
+		break;
+	case QUEUE_REQUEUE:
+		entry_make_pending(q, e, now);
+		break;
+	}
+}
+
+void queue_report(struct queue *q, const struct queue_result *results, size_t n, int64_t now)
+{
+	double jitter;
+
+	pthread_mutex_lock(&q->lock);
+	/* One draw per request: files that failed together retry together. */
+	jitter = (double)rand_r(&q->rand_state) / RAND_MAX;
+	for (size_t i = 0; i < n; i++) {
+		const struct queue_result *r = &results[i];
+		struct entry *e = entry_find(q, r->item->ino);
+
+		/* Removed, rewritten or moved meanwhile: this result is stale. */
+		if (!e || e->state != FILE_UPLOADING || e->generation != r->item->generation)
+			continue;
+		entry_apply_result(q, e, r, now, jitter);
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+void queue_pause(struct queue *q)
+{
+	pthread_mutex_lock(&q->lock);
+	q->paused = true;
+	pthread_mutex_unlock(&q->lock);
+}
+
+void queue_resume(struct queue *q)
+{
+	pthread_mutex_lock(&q->lock);
+	q->paused = false;
+	wake_uploader(q);
+	pthread_mutex_unlock(&q->lock);
+}
+
+bool queue_is_paused(struct queue *q)
+{
+	bool paused;
+
+	pthread_mutex_lock(&q->lock);
+	paused = q->paused;
+	pthread_mutex_unlock(&q->lock);
+	return paused;
+}

@@ -1,0 +1,113 @@
+/* queue.h: the state of every file in the mount and the upload queue.
+ *
+ * Front ends (the FUSE operations in fs.c, later the inotify watcher) report
+ * what happens to files; the uploader takes ready batches and reports
+ * results.  Files are keyed by inode number, which survives renames and so
+ * stays right when the kernel delivers a RELEASE after the rename that
+ * followed the close (FUSE sends RELEASE asynchronously).
+ *
+ * Thread model: every function may be called from any thread.  One mutex
+ * inside the queue guards all of its state; no function calls out while
+ * holding it except the waker, which must not call back into the queue. */
+#ifndef INGESTFS_QUEUE_H
+#define INGESTFS_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum file_state {
+	FILE_WRITING,   /* open for writing, or closed less than settle ago */
+	FILE_PENDING,   /* waiting for upload (maybe for a retry time) */
+	FILE_UPLOADING, /* part of a request in flight */
+	FILE_UPLOADED,
+	FILE_DUPLICATE,
+	FILE_FAILED,
+	FILE_IGNORED,
+	FILE_STATE_COUNT
+};
+
+const char *file_state_name(enum file_state state);
+
+struct queue_config {
+	unsigned settle_ms;
+	unsigned batch_max;         /* files per request */
+	uint64_t batch_bytes_max;   /* bytes per request (a single larger file still goes) */
+	unsigned backoff_min_ms;    /* first retry delay */
+	unsigned backoff_max_ms;    /* cap of the exponential backoff */
+};
+
+struct queue_item {
+	uint64_t ino;
+	uint64_t generation; /* results for an older generation are dropped */
+	char *path;          /* relative to the mount root */
+	uint64_t size;
+};
+
+struct queue_batch {
+	int category;
+	char *label; /* NULL: let the service infer it from the name */
+	size_t count;
+	struct queue_item *items;
+};
+
+enum queue_outcome {
+	QUEUE_UPLOADED,  /* text: stored sample name */
+	QUEUE_DUPLICATE, /* text: server message */
+	QUEUE_FAILED,    /* final; text: why */
+	QUEUE_RETRY,     /* later, with backoff; text: the error */
+	QUEUE_REQUEUE,   /* not attempted (paused, shutting down, file moved) */
+};
+
+struct queue_result {
+	const struct queue_item *item;
+	enum queue_outcome outcome;
+	const char *text;
+	unsigned retry_after_ms; /* QUEUE_RETRY: server's wish, 0 for backoff */
+	bool maybe_sent;         /* QUEUE_RETRY: the service may have stored it */
+};
+
+struct queue_counts {
+	size_t n[FILE_STATE_COUNT];
+};
+
+struct queue *queue_new(const struct queue_config *cfg);
+void queue_free(struct queue *q);
+/* WAKE is called (with the lock held) whenever work may have become due. */
+void queue_set_waker(struct queue *q, void (*wake)(void *), void *arg);
+
+/* Front-end events. */
+void queue_add_existing(struct queue *q, uint64_t ino, const char *path, uint64_t size);
+void queue_open_write(struct queue *q, uint64_t ino, const char *path);
+/* New content in a file already opened for writing (queue_open_write). */
+void queue_written(struct queue *q, uint64_t ino);
+void queue_close_write(struct queue *q, uint64_t ino, uint64_t size);
+void queue_renamed(struct queue *q, const char *from, const char *to, uint64_t ino,
+		   bool is_dir);
+void queue_removed(struct queue *q, uint64_t ino);
+/* Re-queue a failed file, or hurry one that waits for a retry. */
+int queue_retry(struct queue *q, uint64_t ino);
+
+/* Status for people.  Returns 0 or -ENOENT for an unknown inode. */
+int queue_file_status(struct queue *q, uint64_t ino, enum file_state *state, char *result,
+		      size_t result_size);
+/* Counts for every file below DIR ("" for the whole mount). */
+void queue_count(struct queue *q, const char *dir, struct queue_counts *out);
+void queue_summary_text(const struct queue_counts *c, char *buf, size_t size);
+
+/* Uploader side. */
+/* Move settled files to pending.  Returns ms until the next timed event
+ * (a settle deadline or a retry), or -1 when there is none. */
+int64_t queue_tick(struct queue *q, int64_t now_ms);
+/* Take up to batch_max due files of one (category, label).  Returns the
+ * number taken; 0 when nothing is due or the queue is paused. */
+size_t queue_take_batch(struct queue *q, int64_t now_ms, struct queue_batch *batch);
+void queue_batch_free(struct queue_batch *batch);
+void queue_report(struct queue *q, const struct queue_result *results, size_t n,
+		  int64_t now_ms);
+/* A refused API key stops everything until it is replaced. */
+void queue_pause(struct queue *q);
+void queue_resume(struct queue *q);
+bool queue_is_paused(struct queue *q);
+
+#endif

@@ -1,0 +1,189 @@
+/* spool.c: creating, opening and scanning the spool directory. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "layout.h"
+#include "spool.h"
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char *copy = strdup(path);
+	int rc = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	for (char *p = copy + 1; *p && rc == 0; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(copy, mode) < 0 && errno != EEXIST)
+			rc = -errno;
+		*p = '/';
+	}
+	if (rc == 0 && mkdir(copy, mode) < 0 && errno != EEXIST)
+		rc = -errno;
+	free(copy);
+	return rc;
+}
+
+static int open_subdir(int parent, const char *name, mode_t mode)
+{
+	if (mkdirat(parent, name, mode) < 0 && errno != EEXIST)
+		return -errno;
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+static int create_categories(int files_fd)
+{
+	for (size_t i = 0; i < layout_category_count(); i++) {
+		int fd = open_subdir(files_fd, layout_category_name((int)i), 0755);
+
+		if (fd < 0)
+			return fd;
+		close(fd);
+	}
+	return 0;
+}
+
+int spool_open(struct spool *s, const char *dir, char *err, size_t errsz)
+{
+	int dirfd = -1, rc;
+
+	memset(s, 0, sizeof(*s));
+	s->files_fd = s->state_fd = -1;
+	rc = mkdir_p(dir, 0700);
+	if (rc == 0) {
+		dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		rc = dirfd < 0 ? -errno : 0;
+	}
+	if (rc == 0)
+		rc = s->files_fd = open_subdir(dirfd, "files", 0700);
+	if (rc >= 0)
+		rc = s->state_fd = open_subdir(dirfd, "state", 0700);
+	if (rc >= 0)
+		rc = create_categories(s->files_fd);
+	if (dirfd >= 0)
+		close(dirfd);
+	s->dir = strdup(dir);
+	if (rc >= 0 && s->dir && asprintf(&s->files_path, "%s/files", dir) < 0)
+		s->files_path = NULL;
+	if (rc >= 0 && (!s->dir || !s->files_path))
+		rc = -ENOMEM;
+	if (rc < 0) {
+		snprintf(err, errsz, "cannot create the spool directory %s: %s", dir, strerror(-rc));
+		spool_close(s);
+		return -1;
+	}
+	return 0;
+}
+
+void spool_close(struct spool *s)
+{
+	if (s->files_fd >= 0)
+		close(s->files_fd);
+	if (s->state_fd >= 0)
+		close(s->state_fd);
+	free(s->dir);
+	free(s->files_path);
+	memset(s, 0, sizeof(*s));
+	s->files_fd = s->state_fd = -1;
+}
+
+/* "/home/ana/ei mount" -> "home-ana-ei%20mount": one flat, readable name. */
+static char *escape_mountpoint(const char *mp)
+{
+	size_t n = strlen(mp);
+	char *out = malloc(n * 3 + 2), *o = out;
+
+	if (!out)
+		return NULL;
+	while (*mp == '/')
+		mp++;
+	for (; *mp; mp++) {
+		unsigned char c = (unsigned char)*mp;
+
+		if (c == '/')
+			*o++ = '-';
+		else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			 c == '.' || c == '_')
+			*o++ = (char)c;
+		else
+			o += sprintf(o, "%%%02X", c);
+	}
+	if (o == out)
+		*o++ = '-';
+	*o = '\0';
+	return out;
+}
+
+char *spool_default_dir(const char *mountpoint)
+{
+	const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+	char *name = escape_mountpoint(mountpoint), *dir = NULL;
+	int r = -1;
+
+	if (!name)
+		return NULL;
+	if (xdg && *xdg)
+		r = asprintf(&dir, "%s/ingestfs/%s", xdg, name);
+	else if (geteuid() == 0)
+		r = asprintf(&dir, "/var/lib/ingestfs/%s", name);
+	else if (home && *home)
+		r = asprintf(&dir, "%s/.local/state/ingestfs/%s", home, name);
+	free(name);
+	return r < 0 ? NULL : dir;
+}
+
+static long scan_dir(struct queue *q, int dirfd, const char *rel, unsigned depth)
+{
+	DIR *d = fdopendir(dirfd);
+	struct dirent *de;
+	long found = 0;
+
+	if (!d) {
+		close(dirfd);
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		struct stat st;
+		char *path;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (asprintf(&path, "%s%s%s", rel, *rel ? "/" : "", de->d_name) < 0)
+			break;
+		if (S_ISREG(st.st_mode)) {
+			queue_add_existing(q, (uint64_t)st.st_ino, path, (uint64_t)st.st_size);
+			found++;
+		} else if (S_ISDIR(st.st_mode) && depth < 256) {
+			int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			long n = sub >= 0 ? scan_dir(q, sub, path, depth + 1) : 0;
+
+			if (n > 0)
+				found += n;
+		}
+		free(path);
+	}
+	closedir(d);
+	return found;
+}
+
+long spool_scan(struct spool *s, struct queue *q)
+{
+	int fd = openat(s->files_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	return scan_dir(q, fd, "", 0);
+}

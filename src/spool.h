@@ -1,0 +1,30 @@
+/* spool.h: the local directory behind a mount.  SPOOL/files holds what the
+ * mount shows (training/, testing/, anomaly/ and below); SPOOL/state is
+ * private to ingestfs and never visible in the mount. */
+#ifndef INGESTFS_SPOOL_H
+#define INGESTFS_SPOOL_H
+
+#include <stddef.h>
+
+#include "queue.h"
+
+struct spool {
+	char *dir;
+	char *files_path;
+	int files_fd;
+	int state_fd;
+};
+
+/* Create (0700) and open the spool at DIR.  Returns 0 or -1 with ERR set. */
+int spool_open(struct spool *s, const char *dir, char *err, size_t errsz);
+void spool_close(struct spool *s);
+
+/* The default spool for MOUNTPOINT (an absolute path), malloc'd:
+ * $XDG_STATE_HOME/ingestfs/<escaped mountpoint>, or /var/lib/ingestfs/... as root. */
+char *spool_default_dir(const char *mountpoint);
+
+/* Tell the queue about every file already in the spool.  Returns the
+ * number of files found, or -errno. */
+long spool_scan(struct spool *s, struct queue *q);
+
+#endif

@@ -1,0 +1,322 @@
+/* status_cli.c: "ingestfs status [--wait] [--timeout S] [--failed] [--json] PATH...".
+ * It only reads the user.ingest.* xattrs, so it works on any ingestfs
+ * mount without talking to the daemon in any other way. */
+#include "config.h"
+
+#define _XOPEN_SOURCE_EXTENDED 1
+#include <errno.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "queue.h"
+#include "status_cli.h"
+
+#define POLL_MS 200
+
+struct status_args {
+	bool wait, failed_only, json;
+	double timeout_s; /* < 0: forever */
+	char **paths;
+	int npaths;
+};
+
+struct totals {
+	size_t n[FILE_STATE_COUNT];
+};
+
+static int read_xattr(const char *path, const char *name, char *buf, size_t size)
+{
+	ssize_t n = getxattr(path, name, buf, size - 1);
+
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return 0;
+}
+
+static int state_from_name(const char *name)
+{
+	for (int s = 0; s < FILE_STATE_COUNT; s++) {
+		if (strcmp(name, file_state_name((enum file_state)s)) == 0)
+			return s;
+	}
+	return -1;
+}
+
+/* "uploaded=3 duplicate=0 ..." into counts.  Pending includes writing. */
+static int parse_summary(const char *text, struct totals *t)
+{
+	char name[32];
+	size_t value;
+	int used, s;
+
+	while (sscanf(text, " %31[a-z]=%zu%n", name, &value, &used) == 2) {
+		s = state_from_name(name);
+		if (s < 0)
+			return -EINVAL;
+		t->n[s] += value;
+		text += used;
+	}
+	return 0;
+}
+
+/* Add PATH's counts to T.  Returns 0 or -errno (-ENODATA: not ingestfs). */
+static int count_path(const char *path, struct totals *t)
+{
+	char buf[512];
+	struct stat st;
+	int s, rc;
+
+	if (stat(path, &st) < 0)
+		return -errno;
+	if (S_ISDIR(st.st_mode)) {
+		rc = read_xattr(path, "user.ingest.summary", buf, sizeof(buf));
+		return rc < 0 ? rc : parse_summary(buf, t);
+	}
+	rc = read_xattr(path, "user.ingest.status", buf, sizeof(buf));
+	if (rc < 0)
+		return rc;
+	s = state_from_name(buf);
+	if (s < 0)
+		return -EINVAL;
+	t->n[s]++;
+	return 0;
+}
+
+static int count_all(const struct status_args *a, struct totals *t, const char **bad)
+{
+	memset(t, 0, sizeof(*t));
+	for (int i = 0; i < a->npaths; i++) {
+		int rc = count_path(a->paths[i], t);
+
+		if (rc < 0) {
+			*bad = a->paths[i];
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static size_t unfinished(const struct totals *t)
+{
+	return t->n[FILE_WRITING] + t->n[FILE_PENDING] + t->n[FILE_UPLOADING];
+}
+
+static size_t total(const struct totals *t)
+{
+	size_t n = 0;
+
+	for (int s = 0; s < FILE_STATE_COUNT; s++)
+		n += t->n[s];
+	return n;
+}
+
+static void draw_progress(const struct totals *t)
+{
+	size_t all = total(t), done = all - unfinished(t);
+	int width = 30, filled = all ? (int)(done * (size_t)width / all) : width;
+
+	fprintf(stderr, "\r[%.*s%*s] %zu/%zu done, %zu uploading, %zu failed ", filled,
+		"##############################", width - filled, "", done, all,
+		t->n[FILE_UPLOADING], t->n[FILE_FAILED]);
+	fflush(stderr);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Returns 0 with final counts in T, or -errno naming *BAD. */
+static int wait_for(const struct status_args *a, struct totals *t, const char **bad,
+		    bool *timed_out)
+{
+	double deadline = a->timeout_s >= 0 ? now_s() + a->timeout_s : 0;
+	bool bar = a->wait && isatty(STDERR_FILENO) && !a->json;
+	int rc;
+
+	*timed_out = false;
+	for (;;) {
+		rc = count_all(a, t, bad);
+		if (rc < 0 || !a->wait || unfinished(t) == 0)
+			break;
+		if (a->timeout_s >= 0 && now_s() >= deadline) {
+			*timed_out = true;
+			break;
+		}
+		if (bar)
+			draw_progress(t);
+		usleep(POLL_MS * 1000);
+	}
+	if (bar) {
+		draw_progress(t);
+		fputc('\n', stderr);
+	}
+	return rc;
+}
+
+/* ---- listing files (--failed, --json) ---- */
+
+static const struct status_args *walk_args;
+static cJSON *walk_json;
+
+static void emit_file(const char *path)
+{
+	char status[64], result[1024];
+
+	if (read_xattr(path, "user.ingest.status", status, sizeof(status)) < 0)
+		return;
+	if (walk_args->failed_only && strcmp(status, "failed") != 0)
+		return;
+	if (read_xattr(path, "user.ingest.result", result, sizeof(result)) < 0)
+		result[0] = '\0';
+	if (walk_json) {
+		cJSON *o = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(o, "path", path);
+		cJSON_AddStringToObject(o, "status", status);
+		cJSON_AddStringToObject(o, "result", result);
+		cJSON_AddItemToArray(walk_json, o);
+	} else {
+		printf("%-9s %s%s%s\n", status, path, result[0] ? "  " : "", result);
+	}
+}
+
+static int walk_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	if (type == FTW_F && S_ISREG(st->st_mode))
+		emit_file(path);
+	return 0;
+}
+
+static void list_files(const struct status_args *a, cJSON *array)
+{
+	walk_args = a;
+	walk_json = array;
+	for (int i = 0; i < a->npaths; i++)
+		nftw(a->paths[i], walk_one, 32, FTW_PHYS | FTW_MOUNT);
+	walk_json = NULL;
+}
+
+static void add_counts_json(cJSON *obj, const struct totals *t)
+{
+	for (int s = 0; s < FILE_STATE_COUNT; s++)
+		cJSON_AddNumberToObject(obj, file_state_name((enum file_state)s), (double)t->n[s]);
+}
+
+static void print_json(const struct status_args *a, const struct totals *t, int code)
+{
+	cJSON *root = cJSON_CreateObject(), *files = cJSON_CreateArray();
+	char *text;
+
+	add_counts_json(cJSON_AddObjectToObject(root, "summary"), t);
+	list_files(a, files);
+	cJSON_AddItemToObject(root, "files", files);
+	cJSON_AddNumberToObject(root, "exit", code);
+	text = cJSON_Print(root);
+	if (text)
+		puts(text);
+	free(text);
+	cJSON_Delete(root);
+}
+
+static void print_plain(const struct status_args *a, const struct totals *t)
+{
+	bool any_file = false;
+	struct stat st;
+
+	for (int i = 0; i < a->npaths; i++)
+		any_file |= stat(a->paths[i], &st) == 0 && !S_ISDIR(st.st_mode);
+	if (a->failed_only || any_file)
+		list_files(a, NULL);
+	printf("uploaded=%zu duplicate=%zu pending=%zu uploading=%zu failed=%zu ignored=%zu\n",
+	       t->n[FILE_UPLOADED], t->n[FILE_DUPLICATE], t->n[FILE_PENDING] + t->n[FILE_WRITING],
+	       t->n[FILE_UPLOADING], t->n[FILE_FAILED], t->n[FILE_IGNORED]);
+}
+
+/* ---- arguments ---- */
+
+static void status_usage(FILE *out)
+{
+	fputs("usage: ingestfs status [--wait] [--timeout S] [--failed] [--json] PATH...\n"
+	      "exit: 0 all done, 1 something failed, 2 still pending, 3 bad usage or not ingestfs\n",
+	      out);
+}
+
+static int parse_status_args(int argc, char **argv, struct status_args *a)
+{
+	static const struct option longopts[] = {
+		{"wait", no_argument, NULL, 'w'},      {"timeout", required_argument, NULL, 't'},
+		{"failed", no_argument, NULL, 'F'},    {"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0},
+	};
+	char *end;
+	int c;
+
+	memset(a, 0, sizeof(*a));
+	a->timeout_s = -1;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+wt:Fjh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'w': a->wait = true; break;
+		case 'F': a->failed_only = true; break;
+		case 'j': a->json = true; break;
+		case 't':
+			a->timeout_s = strtod(optarg, &end);
+			if (*end || end == optarg || a->timeout_s < 0) {
+				fprintf(stderr, "ingestfs status: --timeout wants seconds, not '%s'\n", optarg);
+				return -1;
+			}
+			break;
+		case 'h': status_usage(stdout); exit(0);
+		default: status_usage(stderr); return -1;
+		}
+	}
+	a->paths = argv + optind;
+	a->npaths = argc - optind;
+	if (a->npaths == 0) {
+		status_usage(stderr);
+		return -1;
+	}
+	return 0;
+}
+
+int status_main(int argc, char **argv)
+{
+	struct status_args a;
+	struct totals t;
+	const char *bad = NULL;
+	bool timed_out;
+	int rc, code;
+
+	if (parse_status_args(argc, argv, &a) < 0)
+		return STATUS_EXIT_USAGE;
+	rc = wait_for(&a, &t, &bad, &timed_out);
+	if (rc < 0) {
+		fprintf(stderr, "ingestfs status: %s: %s\n", bad,
+			rc == -ENODATA || rc == -ENOTSUP || rc == -EINVAL ? "not in an ingestfs mount"
+									 : strerror(-rc));
+		return STATUS_EXIT_USAGE;
+	}
+	code = t.n[FILE_FAILED] ? STATUS_EXIT_FAILED
+	       : unfinished(&t) ? STATUS_EXIT_PENDING
+				: STATUS_EXIT_DONE;
+	if (a.json)
+		print_json(&a, &t, code);
+	else
+		print_plain(&a, &t);
+	return code;
+}

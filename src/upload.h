@@ -1,0 +1,23 @@
+/* upload.h: the one thread that talks HTTP.  It owns one curl multi handle
+ * with up to `concurrency` requests in flight, takes batches from the
+ * queue, streams file bodies from the spool and reports results back. */
+#ifndef INGESTFS_UPLOAD_H
+#define INGESTFS_UPLOAD_H
+
+#include "options.h"
+#include "queue.h"
+
+struct uploader;
+
+/* FILES_FD is the spool's files directory; KEY is taken over (freed by
+ * the uploader).  curl_global_init must have been called. */
+struct uploader *uploader_new(struct queue *q, int files_fd, const struct options *o, char *key);
+int uploader_start(struct uploader *u);
+/* Stop the thread; requests in flight are abandoned and their files stay
+ * pending.  Safe to call once, after uploader_start. */
+void uploader_stop(struct uploader *u);
+void uploader_free(struct uploader *u);
+/* Re-read the key and resume (SIGHUP).  Async-signal-safe. */
+void uploader_request_key_reload(struct uploader *u);
+
+#endif

@@ -1,0 +1,70 @@
+/* Unit tests of options.c: -o parsing and the config file. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "options.h"
+#include "tap.h"
+
+static void test_args(void)
+{
+	struct options o;
+	char err[512];
+	char *argv[] = {"-f", "-o", "url=http://x:1,settle=0,batch=7,allow_other", "/mnt", NULL};
+	char *bad[] = {"-o", "batch=1001", "/mnt", NULL};
+	char *key[] = {"-o", "api_key=ei_123", "/mnt", NULL};
+
+	options_init(&o);
+	is_int(options_parse_args(&o, 4, argv, err, sizeof(err)), 0, "good arguments parse");
+	ok(o.foreground, "-f");
+	is_str(o.url, "http://x:1", "url");
+	is_int(o.settle_ms, 0, "settle");
+	is_int(o.batch, 7, "batch");
+	is_str(o.fuse_opts, "allow_other", "unknown options go to FUSE");
+	is_str(o.mountpoint, "/mnt", "mountpoint");
+	options_free(&o);
+
+	options_init(&o);
+	is_int(options_parse_args(&o, 3, bad, err, sizeof(err)), -1, "batch over 1000 refused");
+	ok(strstr(err, "batch") != NULL, "error names the option: %s", err);
+	options_free(&o);
+
+	options_init(&o);
+	is_int(options_parse_args(&o, 3, key, err, sizeof(err)), -1, "api_key in argv refused");
+	ok(strstr(err, "ei_123") == NULL, "the key is not echoed");
+	options_free(&o);
+}
+
+static void test_config(void)
+{
+	char path[] = "/tmp/ingestfs-test-config-XXXXXX", err[512];
+	struct options o;
+	int fd = mkstemp(path);
+	FILE *f = fdopen(fd, "w");
+
+	fputs("# comment\n\nurl = http://emu:8080\napi_key = ei_abc\nconcurrency=2\n"
+	      "add_date_id\nbogus = 1\n", f);
+	fclose(f);
+	options_init(&o);
+	is_int(options_load_config(&o, path, err, sizeof(err)), -1, "a bad line is an error");
+	ok(strstr(err, ":7:") != NULL && strstr(err, "bogus") != NULL,
+	   "error gives file, line and name: %s", err);
+	is_str(o.url, "http://emu:8080", "lines before the bad one applied");
+	is_str(o.api_key, "ei_abc", "api_key allowed in the config file");
+	is_int(o.concurrency, 2, "concurrency");
+	ok(o.add_date_id, "flag without a value");
+	options_free(&o);
+	options_init(&o);
+	is_int(options_load_config(&o, "/nonexistent/ingestfs/config", err, sizeof(err)), 0,
+	       "a missing config file is fine");
+	options_free(&o);
+	unlink(path);
+}
+
+int main(void)
+{
+	test_args();
+	test_config();
+	return done_testing();
+}

@@ -1,0 +1,221 @@
+/* Unit tests of queue.c: the per-file state machine, on a fake clock. */
+#include "config.h"
+
+#include <stdlib.h>
+
+#include "clock.h"
+#include "layout.h"
+#include "queue.h"
+#include "tap.h"
+
+static int64_t fake_now = 1000000;
+static int64_t fake_clock(void) { return fake_now; }
+
+static struct queue *new_queue(unsigned settle)
+{
+	struct queue_config cfg = {.settle_ms = settle, .batch_max = 3,
+				   .batch_bytes_max = 1000, .backoff_min_ms = 1000,
+				   .backoff_max_ms = 300000};
+
+	return queue_new(&cfg);
+}
+
+static enum file_state state(struct queue *q, uint64_t ino)
+{
+	enum file_state s = FILE_STATE_COUNT;
+
+	queue_file_status(q, ino, &s, NULL, 0);
+	return s;
+}
+
+static void write_file(struct queue *q, uint64_t ino, const char *path, uint64_t size)
+{
+	queue_open_write(q, ino, path);
+	queue_written(q, ino);
+	queue_close_write(q, ino, size);
+}
+
+static void report_all(struct queue *q, struct queue_batch *b, enum queue_outcome o, bool maybe)
+{
+	struct queue_result r[8];
+
+	for (size_t i = 0; i < b->count; i++)
+		r[i] = (struct queue_result){.item = &b->items[i], .outcome = o, .text = "t",
+					     .maybe_sent = maybe};
+	queue_report(q, r, b->count, fake_now);
+}
+
+static void test_settle_and_batch(void)
+{
+	struct queue *q = new_queue(500);
+	struct queue_batch b;
+
+	write_file(q, 1, "training/car/a.jpg", 10);
+	write_file(q, 2, "training/car/b.jpg", 10);
+	write_file(q, 3, "training/bus/c.jpg", 10);
+	is_int(state(q, 1), FILE_WRITING, "closed file waits for settle");
+	is_int(queue_tick(q, fake_now), 500, "tick says when settle ends");
+	is_int(queue_take_batch(q, fake_now, &b), 0, "nothing to send before settle");
+	fake_now += 500;
+	queue_tick(q, fake_now);
+	is_int(state(q, 1), FILE_PENDING, "settled file is pending");
+	is_int(queue_take_batch(q, fake_now, &b), 2, "one batch per label");
+	is_str(b.label, "car", "batch label");
+	is_int(state(q, 1), FILE_UPLOADING, "taken file is uploading");
+	report_all(q, &b, QUEUE_UPLOADED, false);
+	queue_batch_free(&b);
+	is_int(state(q, 2), FILE_UPLOADED, "reported file is uploaded");
+	is_int(queue_take_batch(q, fake_now, &b), 1, "the other label goes alone");
+	is_str(b.label, "bus", "second batch label");
+	queue_batch_free(&b);
+	queue_free(q);
+}
+
+static void test_reopen_postpones(void)
+{
+	struct queue *q = new_queue(500);
+	struct queue_batch b;
+
+	write_file(q, 1, "training/a.json", 10);
+	fake_now += 400;
+	queue_open_write(q, 1, "training/a.json");
+	fake_now += 400;
+	queue_tick(q, fake_now);
+	is_int(state(q, 1), FILE_WRITING, "a reopen for writing postpones");
+	queue_written(q, 1);
+	queue_close_write(q, 1, 20);
+	fake_now += 500;
+	queue_tick(q, fake_now);
+	is_int(queue_take_batch(q, fake_now, &b), 1, "sent after the last close settles");
+	ok(b.label == NULL, "no label directly under a category");
+	is_int(b.items[0].size, 20, "final size");
+	queue_batch_free(&b);
+	queue_free(q);
+}
+
+static void test_retry_and_duplicates(void)
+{
+	struct queue *q = new_queue(0);
+	struct queue_batch b;
+	char result[256];
+	enum file_state s;
+
+	write_file(q, 1, "training/a.json", 10);
+	queue_take_batch(q, fake_now, &b);
+	report_all(q, &b, QUEUE_RETRY, true);
+	queue_batch_free(&b);
+	is_int(state(q, 1), FILE_PENDING, "retry goes back to pending");
+	queue_file_status(q, 1, &s, result, sizeof(result));
+	ok(strstr(result, "next attempt at") != NULL, "result says when: %s", result);
+	is_int(queue_take_batch(q, fake_now, &b), 0, "not before the backoff");
+	fake_now += 1000;
+	is_int(queue_take_batch(q, fake_now, &b), 1, "after the backoff");
+	report_all(q, &b, QUEUE_DUPLICATE, false);
+	queue_batch_free(&b);
+	is_int(state(q, 1), FILE_UPLOADED, "duplicate after a maybe-sent attempt is ours");
+
+	write_file(q, 2, "training/b.json", 10);
+	queue_take_batch(q, fake_now, &b);
+	report_all(q, &b, QUEUE_DUPLICATE, false);
+	queue_batch_free(&b);
+	is_int(state(q, 2), FILE_DUPLICATE, "plain duplicate");
+
+	write_file(q, 3, "training/c.json", 10);
+	queue_take_batch(q, fake_now, &b);
+	report_all(q, &b, QUEUE_FAILED, false);
+	queue_batch_free(&b);
+	is_int(state(q, 3), FILE_FAILED, "failed is final");
+	is_int(queue_retry(q, 3), 0, "retry of a failed file");
+	is_int(state(q, 3), FILE_PENDING, "retried file is pending");
+	queue_free(q);
+}
+
+static void test_stale_results(void)
+{
+	struct queue *q = new_queue(0);
+	struct queue_batch b;
+
+	write_file(q, 1, "training/a.json", 10);
+	queue_take_batch(q, fake_now, &b);
+	queue_open_write(q, 1, "training/a.json");
+	queue_written(q, 1);
+	report_all(q, &b, QUEUE_UPLOADED, false);
+	queue_batch_free(&b);
+	is_int(state(q, 1), FILE_WRITING, "a result for old content is dropped");
+	queue_close_write(q, 1, 11);
+	is_int(queue_take_batch(q, fake_now, &b), 1, "new content is sent again");
+	queue_batch_free(&b);
+
+	write_file(q, 2, "training/b.json", 10);
+	queue_take_batch(q, fake_now, &b);
+	queue_removed(q, 2);
+	report_all(q, &b, QUEUE_UPLOADED, false);
+	queue_batch_free(&b);
+	is_int(state(q, 2), FILE_STATE_COUNT, "a removed file stays gone");
+	queue_free(q);
+}
+
+static void test_renames(void)
+{
+	struct queue *q = new_queue(500);
+	struct queue_batch b;
+	struct queue_counts c;
+
+	write_file(q, 1, "training/car/.a.jpg.XYZ", 10);
+	is_int(state(q, 1), FILE_IGNORED, "rsync temp file is ignored");
+	queue_renamed(q, "training/car/.a.jpg.XYZ", "training/car/a.jpg", 1, false);
+	is_int(state(q, 1), FILE_PENDING, "renamed into place: pending at once");
+	queue_take_batch(q, fake_now, &b);
+	report_all(q, &b, QUEUE_UPLOADED, false);
+	queue_batch_free(&b);
+	queue_renamed(q, "training/car/a.jpg", "training/bus/a.jpg", 1, false);
+	is_int(state(q, 1), FILE_PENDING, "an uploaded file moved to another label goes again");
+	queue_renamed(q, "training/bus", "training/van", 0, true);
+	is_int(queue_take_batch(q, fake_now, &b), 1, "label folder renamed");
+	is_str(b.label, "van", "new label used");
+	is_str(b.items[0].path, "training/van/a.jpg", "new path used");
+	queue_batch_free(&b);
+	queue_renamed(q, "training/van/a.jpg", "training/van/a.jpg.part", 1, false);
+	is_int(state(q, 1), FILE_IGNORED, "renamed to a temp name: ignored");
+	queue_count(q, "training", &c);
+	is_int(c.n[FILE_IGNORED], 1, "summary counts ignored");
+	queue_count(q, "testing", &c);
+	is_int(c.n[FILE_IGNORED], 0, "summary is per subtree");
+	queue_free(q);
+}
+
+static void test_limits_and_pause(void)
+{
+	struct queue *q = new_queue(0);
+	struct queue_batch b;
+
+	write_file(q, 1, "training/big.mp4", LAYOUT_MAX_FILE_SIZE + 1);
+	is_int(state(q, 1), FILE_FAILED, "over 100 MB fails locally");
+	write_file(q, 2, "training/exact.mp4", LAYOUT_MAX_FILE_SIZE);
+	is_int(state(q, 2), FILE_PENDING, "exactly 100 MB is fine");
+	queue_pause(q);
+	is_int(queue_take_batch(q, fake_now, &b), 0, "paused queue sends nothing");
+	queue_resume(q);
+	is_int(queue_take_batch(q, fake_now, &b), 1, "resumed queue sends");
+	queue_batch_free(&b);
+	for (uint64_t i = 10; i < 15; i++)
+		write_file(q, i, "training/x.json", 400);
+	is_int(queue_take_batch(q, fake_now, &b), 2, "byte cap limits a batch");
+	queue_batch_free(&b);
+	for (uint64_t i = 100; i < 5000; i++)
+		write_file(q, i, "testing/y.json", 1);
+	is_int(state(q, 4999), FILE_PENDING, "many files: table grows");
+	queue_free(q);
+}
+
+int main(void)
+{
+	clock_override(fake_clock);
+	test_settle_and_batch();
+	test_reopen_postpones();
+	test_retry_and_duplicates();
+	test_stale_results();
+	test_renames();
+	test_limits_and_pause();
+	return done_testing();
+}
