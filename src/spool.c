@@ -66,7 +66,7 @@ int spool_open(struct spool *s, const char *dir, char *err, size_t errsz)
 		rc = dirfd < 0 ? -errno : 0;
 	}
 	if (rc == 0)
-		rc = s->files_fd = open_subdir(dirfd, "files", 0700);
+		rc = s->files_fd = open_subdir(dirfd, "files", 0755); /* the mount root */
 	if (rc >= 0)
 		rc = s->state_fd = open_subdir(dirfd, "state", 0700);
 	if (rc >= 0)

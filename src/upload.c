@@ -431,8 +431,7 @@ static void report_transport_error(struct upload_job *job, CURLcode code)
 	char text[CURL_ERROR_SIZE + 64];
 	size_t n = 0;
 
-	snprintf(text, sizeof(text), "%s%s%s", curl_easy_strerror(code), job->errbuf[0] ? ": " : "",
-		 job->errbuf);
+	snprintf(text, sizeof(text), "%s", job->errbuf[0] ? job->errbuf : curl_easy_strerror(code));
 	for (size_t i = 0; i < job->batch.count; i++) {
 		if (job->parts[i].skipped)
 			continue;

@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Refusals and faults: a 400 gives `failed` with the server's words; a
+wrong key pauses without failing anything and resumes when the key file
+changes; server errors are retried until everything is stored once."""
+import os
+import time
+
+from mountlib import GOOD_KEY, Emulator, Mount, Tap, require_fuse, sha256, wait_until, workdir
+
+require_fuse()
+t = Tap()
+
+# ---- a 400 reply: failed, with the server's message ----
+root = workdir("fail400")
+emu = Emulator(root)
+m = Mount(root, emu.url, opts="settle=50")
+m.write("training/car/empty.jpg", b"")
+m.write("training/car/good.jpg", b"\xff\xd8good")
+rc, out, err = m.wait_done()
+t.eq(rc, 1, "status exits 1 when something failed")
+t.eq(m.xattr("training/car/empty.jpg"), "failed", "the service's 400 gives failed")
+t.eq(m.xattr("training/car/empty.jpg", "result"), "HTTP 400: File is empty",
+     "user.ingest.result holds the server's message")
+t.eq(m.xattr("training/car/good.jpg"), "uploaded", "the other file of the request is stored")
+rc, out, err = m.status_cmd("--failed", m.mnt)
+t.ok("empty.jpg" in out and "File is empty" in out and "good.jpg" not in out,
+     "status --failed lists the failed file and why", out)
+
+# setfattr retry re-queues; writing new content also does.
+nreq = len(emu.requests())
+os.setxattr(m.path("training/car/empty.jpg"), "user.ingest.status", b"retry")
+wait_until(lambda: len(emu.requests()) > nreq, 10)
+t.ok(len(emu.requests()) > nreq, "setfattr retry sends the file again")
+wait_until(lambda: m.xattr("training/car/empty.jpg") == "failed", 10)
+m.write("training/car/empty.jpg", b"\xff\xd8now with content")
+rc, out, err = m.wait_done("training/car/empty.jpg")
+t.eq(m.xattr("training/car/empty.jpg"), "uploaded", "new content after a failure is uploaded")
+try:
+    os.setxattr(m.path("training/car/good.jpg"), "user.ingest.status", b"uploaded")
+    t.ok(False, "other writes to user.ingest.* are refused")
+except PermissionError:
+    t.ok(True, "other writes to user.ingest.* are refused")
+os.setxattr(m.path("training/car/good.jpg"), "user.camera", b"cam1")
+t.eq(os.getxattr(m.path("training/car/good.jpg"), "user.camera"), b"cam1",
+     "other user xattrs are stored")
+m.stop()
+
+# ---- a wrong key: nothing fails; the right key written to the file resumes ----
+root = workdir("badkey")
+emu = Emulator(root)
+m = Mount(root, emu.url, key="ei_wrong", opts="settle=50,backoff=100")
+for i in range(5):
+    m.write("training/k/%d.json" % i, b'{"i": %d}' % i)
+wait_until(lambda: any(r["status"] == 401 for r in emu.requests()), 10)
+time.sleep(1.0)
+states = {m.xattr("training/k/%d.json" % i) for i in range(5)}
+t.ok("failed" not in states and states <= {"pending", "uploading"},
+     "a refused key never marks files failed", states)
+t.ok("refused the API key" in m.log(), "the refusal is logged", m.log())
+t.ok(m.log().count("refused the API key") == 1, "and logged once", m.log())
+m.write_key(GOOD_KEY)
+rc, out, err = m.wait_done(timeout=20)
+t.eq(rc, 0, "the right key in the key file resumes uploads")
+t.eq(len(emu.samples()), 5, "all files arrive after the key is fixed")
+t.ok("ei_wrong" not in m.log() and GOOD_KEY not in m.log(), "no key in the log")
+m.stop()
+
+# ---- 500s, 429s and dropped connections: retried, stored exactly once ----
+root = workdir("faults")
+emu = Emulator(root, "--fail-rate", "0.3", "--rate-limit-rate", "0.1", "--drop-rate", "0.1",
+               "--fail-after-store-rate", "0.1", "--retry-after", "1", "--seed", "7")
+m = Mount(root, emu.url, opts="settle=50,backoff=100,batch=5")
+data = {}
+for i in range(60):
+    rel = "training/l%d/f%02d.json" % (i % 3, i)
+    data[rel] = b'{"n": %d, "pad": "%s"}' % (i, b"x" * i)
+    m.write(rel, data[rel])
+rc, out, err = m.wait_done(timeout=90)
+t.eq(rc, 0, "with faults injected, everything ends uploaded", out + err)
+samples = emu.samples()
+by_hash = {}
+for s in samples:
+    by_hash.setdefault(s["sha256"], []).append(s)
+t.eq(len(samples), len(data), "each file stored exactly once")
+t.ok(all(len(by_hash.get(sha256(d), [])) == 1 and by_hash[sha256(d)][0]["label"] == rel.split("/")[1]
+         for rel, d in data.items()), "with the right bytes and label")
+faults = {r.get("fault") for r in emu.requests()}
+t.ok({"fail", "rate_limit", "drop", "fail_after_store"} <= faults,
+     "faults were really injected", faults)
+t.ok(all(m.xattr(rel) == "uploaded" for rel in data),
+     "a duplicate reply after our own lost attempt counts as uploaded")
+m.stop()
+t.done()

@@ -1,0 +1,259 @@
+"""Helpers for the mount tests: TAP output, the emulator, and a real mount.
+
+Every test script uses these so that each one starts the project's own
+emulator of the ingestion service, mounts ingestfs for real, and always
+unmounts, whatever happens.  On a machine without /dev/fuse a test skips;
+with INGESTFS_REQUIRE_FUSE=1 (as in CI) a skip is a failure instead.
+"""
+import atexit
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+SRCDIR = os.environ.get("INGESTFS_SRCDIR", os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("INGESTFS_BIN", os.path.join(SRCDIR, "ingestfs"))
+EMULATOR = os.path.join(SRCDIR, "tests", "emulator.py")
+GOOD_KEY = "ei_0123456789abcdef"
+
+
+class Tap:
+    """A TAP producer: ok(), eq(), then done() at the end of main."""
+
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def ok(self, cond, name, diag=None):
+        self.n += 1
+        if not cond:
+            self.failed += 1
+        print(("ok" if cond else "not ok") + " %d - %s" % (self.n, name), flush=True)
+        if not cond and diag is not None:
+            for line in str(diag).splitlines() or [""]:
+                print("#   " + line, flush=True)
+        return cond
+
+    def eq(self, got, want, name, diag=None):
+        extra = "" if diag is None else "\n" + str(diag)
+        return self.ok(got == want, name, "got:  %r\nwant: %r%s" % (got, want, extra))
+
+    def diag(self, text):
+        for line in str(text).splitlines():
+            print("# " + line, flush=True)
+
+    def done(self):
+        print("1..%d" % self.n, flush=True)
+        sys.exit(1 if self.failed else 0)
+
+
+def skip_all(reason):
+    if os.environ.get("INGESTFS_REQUIRE_FUSE") == "1":
+        print("Bail out! cannot run mount tests here (%s), and INGESTFS_REQUIRE_FUSE=1" % reason)
+        sys.exit(1)
+    print("1..0 # SKIP %s" % reason)
+    sys.exit(0)
+
+
+def require_fuse():
+    """Skip (exit 77 semantics, via TAP) on a machine that cannot mount."""
+    if not os.path.exists("/dev/fuse"):
+        skip_all("no /dev/fuse")
+    if not shutil.which("fusermount3"):
+        skip_all("no fusermount3 (apt-get install fuse3)")
+    if not os.access(BIN, os.X_OK):
+        skip_all("ingestfs not built at %s" % BIN)
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def wait_until(pred, timeout=10.0, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(step)
+    return pred()
+
+
+_cleanups = []
+
+
+def _run_cleanups(*_):
+    while _cleanups:
+        fn = _cleanups.pop()
+        try:
+            fn()
+        except Exception as e:  # cleanup must go on
+            print("# cleanup: %s" % e, flush=True)
+
+
+atexit.register(_run_cleanups)
+for _sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(_sig, lambda s, f: (_run_cleanups(), sys.exit(128 + s)))
+
+
+def workdir(name):
+    d = tempfile.mkdtemp(prefix="ingestfs-%s-" % name)
+    _cleanups.append(lambda: shutil.rmtree(d, ignore_errors=True))
+    return d
+
+
+class Emulator:
+    """The project's fake ingestion service, on an ephemeral loopback port."""
+
+    def __init__(self, root, *args, port=0):
+        self.root = root
+        self.log = os.path.join(root, "samples.jsonl")
+        self.requests_log = os.path.join(root, "requests.jsonl")
+        self.port_file = os.path.join(root, "port-%d" % id(self))
+        self.args = list(args)
+        self.port = port
+        self.proc = None
+        self.start()
+        _cleanups.append(self.stop)
+
+    def start(self):
+        if os.path.exists(self.port_file):
+            os.unlink(self.port_file)
+        cmd = [sys.executable, EMULATOR, "--port", str(self.port), "--port-file", self.port_file,
+               "--log", self.log, "--requests-log", self.requests_log] + self.args
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                     stderr=open(os.path.join(self.root, "emulator.err"), "a"))
+        if not wait_until(lambda: os.path.exists(self.port_file), 10):
+            raise RuntimeError("emulator did not start")
+        with open(self.port_file) as f:
+            self.port = int(f.read().strip())
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def _call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read() or b"null")
+
+    def control(self, **settings):
+        return self._call("POST", "/_control", settings)
+
+    def samples(self):
+        return self._call("GET", "/_samples")
+
+    def requests(self):
+        if not os.path.exists(self.requests_log):
+            return []
+        with open(self.requests_log) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+
+class Mount:
+    """ingestfs -f on a fresh mountpoint; unmounted at exit whatever happens."""
+
+    def __init__(self, root, url, key=GOOD_KEY, opts="", spool=None, env=None, mnt=None):
+        self.root = root
+        self.mnt = mnt or os.path.join(root, "mnt")
+        self.spool = spool or os.path.join(root, "spool")
+        self.key_file = os.path.join(root, "key")
+        self.stderr_path = os.path.join(root, "ingestfs.log")
+        os.makedirs(self.mnt, exist_ok=True)
+        self.write_key(key)
+        options = "url=%s,api_key_file=%s,spool=%s" % (url, self.key_file, self.spool)
+        if opts:
+            options += "," + opts
+        self.cmd = [BIN, "-f", "-o", options, self.mnt]
+        self.env = dict(os.environ, INGESTFS_CONFIG=os.path.join(root, "no-config"))
+        self.env.pop("EI_API_KEY", None)
+        self.env.update(env or {})
+        self.proc = None
+        self.start()
+        _cleanups.append(self.stop)
+
+    def write_key(self, key):
+        tmp = self.key_file + ".new"
+        with open(tmp, "w") as f:
+            f.write(key + "\n")
+        os.chmod(tmp, 0o600)
+        os.rename(tmp, self.key_file)
+
+    def start(self):
+        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.stderr_path, "a"))
+        if not wait_until(lambda: os.path.ismount(self.mnt) or self.proc.poll() is not None, 10):
+            raise RuntimeError("mount did not come up: " + self.log())
+        if self.proc.poll() is not None:
+            raise RuntimeError("ingestfs exited: " + self.log())
+
+    def stop(self):
+        """Unmount and wait for the daemon; returns its exit status."""
+        if self.proc is None:
+            return None
+        if os.path.ismount(self.mnt):
+            subprocess.run(["fusermount3", "-u", self.mnt], stderr=subprocess.DEVNULL)
+            if os.path.ismount(self.mnt):
+                subprocess.run(["fusermount3", "-uz", self.mnt], stderr=subprocess.DEVNULL)
+        try:
+            rc = self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.proc = None
+        return rc
+
+    def log(self):
+        try:
+            with open(self.stderr_path) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def path(self, rel):
+        return os.path.join(self.mnt, rel)
+
+    def write(self, rel, data):
+        p = self.path(rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "wb") as f:
+            f.write(data)
+        return p
+
+    def xattr(self, rel, name="status"):
+        try:
+            return os.getxattr(self.path(rel), "user.ingest." + name).decode()
+        except OSError as e:
+            return "<%s>" % (e.strerror or e)
+
+    def status_cmd(self, *args, timeout=60):
+        r = subprocess.run([BIN, "status"] + list(args), capture_output=True, text=True,
+                           timeout=timeout)
+        return r.returncode, r.stdout, r.stderr
+
+    def wait_done(self, *rels, timeout=30):
+        paths = [self.path(r) for r in rels] or [self.mnt]
+        return self.status_cmd("--wait", "--timeout", str(timeout), *paths,
+                               timeout=timeout + 30)
