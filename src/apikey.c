@@ -74,9 +74,23 @@ static int read_key_file(const char *path, char **key, char *err, size_t errsz)
 	return 0;
 }
 
-int apikey_load(const struct options *o, char **key, char *err, size_t errsz)
+/* The environment's key, taken out of the environment at start. */
+static char *env_key;
+
+void apikey_take_from_env(void)
 {
 	const char *env = getenv("EI_API_KEY");
+
+	if (env && *env && !env_key) {
+		env_key = strdup(env);
+		/* Nothing we run should inherit it. */
+		unsetenv("EI_API_KEY");
+	}
+}
+
+int apikey_load(const struct options *o, char **key, char *err, size_t errsz)
+{
+	const char *env = env_key ? env_key : getenv("EI_API_KEY");
 
 	*key = NULL;
 	if (o->api_key_file) {

@@ -13,6 +13,8 @@
  * returns -1 with a message for the user in ERR that never contains the key. */
 int apikey_load(const struct options *o, char **key, char *err, size_t errsz);
 void apikey_free(char *key);
+/* Move $EI_API_KEY out of the environment into private memory. */
+void apikey_take_from_env(void);
 
 /* A fingerprint of the key file, to notice that it was replaced. */
 struct apikey_stamp {

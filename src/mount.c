@@ -30,6 +30,7 @@ struct mount_state {
 	struct uploader *uploader;
 	struct fs_context fs;
 	struct fuse *fuse;
+	char *key;
 	bool mounted, curl_ready;
 };
 
@@ -122,7 +123,7 @@ static int open_spool(struct mount_state *m)
 		.batch_max = m->opt.batch,
 		.batch_bytes_max = 32ull * 1024 * 1024,
 		.backoff_min_ms = m->opt.backoff_ms,
-		.backoff_max_ms = 300000,
+		.backoff_max_ms = m->opt.backoff_max_ms,
 	});
 	if (!m->queue)
 		return fail("out of memory");
@@ -146,6 +147,7 @@ static int start_fuse(struct mount_state *m, const char *argv0)
 				    .files_path = m->spool.files_path,
 				    .q = m->queue};
 	m->fuse = fuse_new(&args, &fs_operations, sizeof(fs_operations), &m->fs);
+	fuse_opt_free_args(&args);
 	if (!m->fuse)
 		return fail("cannot set up FUSE (see the message above)");
 	if (fuse_mount(m->fuse, m->mountpoint) != 0)
@@ -154,19 +156,22 @@ static int start_fuse(struct mount_state *m, const char *argv0)
 	return 0;
 }
 
-static int start_uploader(struct mount_state *m)
+static int load_key(struct mount_state *m)
 {
-	char err[512], *key = NULL;
+	char err[512];
 
-	if (apikey_load(&m->opt, &key, err, sizeof(err)) < 0)
+	apikey_take_from_env();
+	if (apikey_load(&m->opt, &m->key, err, sizeof(err)) < 0)
 		return fail("%s", err);
-	/* Nothing we start should inherit it. */
-	unsetenv("EI_API_KEY");
-	m->uploader = uploader_new(m->queue, m->spool.files_fd, &m->opt, key);
-	if (!m->uploader) {
-		apikey_free(key);
+	return 0;
+}
+
+static int create_uploader(struct mount_state *m)
+{
+	m->uploader = uploader_new(m->queue, m->spool.files_fd, &m->opt, m->key);
+	if (!m->uploader)
 		return fail("out of memory");
-	}
+	m->key = NULL; /* the uploader owns it now */
 	return 0;
 }
 
@@ -225,6 +230,7 @@ static void teardown(struct mount_state *m)
 		spool_close(&m->spool);
 	if (m->curl_ready)
 		curl_global_cleanup();
+	apikey_free(m->key);
 	free(m->mountpoint);
 	options_free(&m->opt);
 }
@@ -245,8 +251,8 @@ int mount_main(int argc, char **argv)
 		goto out;
 	}
 	m.curl_ready = true;
-	if ((rc = check_mountpoint(&m)) || (rc = open_spool(&m)) || (rc = start_uploader(&m)) ||
-	    (rc = start_fuse(&m, argv[0])))
+	if ((rc = check_mountpoint(&m)) || (rc = load_key(&m)) || (rc = open_spool(&m)) ||
+	    (rc = create_uploader(&m)) || (rc = start_fuse(&m, argv[0])))
 		goto out;
 	rc = run(&m);
 	log_leftovers(&m);

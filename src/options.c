@@ -19,6 +19,7 @@ void options_init(struct options *o)
 	o->concurrency = 4;
 	o->batch = 100;
 	o->backoff_ms = 1000;
+	o->backoff_max_ms = 300000;
 	o->log_level = LOG_LEVEL_INFO;
 }
 
@@ -121,6 +122,8 @@ int options_set(struct options *o, const char *key, const char *value, bool from
 		return parse_uint(key, value, 1, 1000, &o->batch, err, errsz);
 	if (strcmp(key, "backoff") == 0)
 		return parse_uint(key, value, 1, 300000, &o->backoff_ms, err, errsz);
+	if (strcmp(key, "backoff_max") == 0)
+		return parse_uint(key, value, 1, 300000, &o->backoff_max_ms, err, errsz);
 	if (strcmp(key, "allow_duplicates") == 0)
 		return set_flag(&o->allow_duplicates, key, value, err, errsz);
 	if (strcmp(key, "add_date_id") == 0)
@@ -325,7 +328,8 @@ void options_usage(FILE *out)
 	      "  settle=MS            quiet time after the last close before upload (500)\n"
 	      "  batch=N              most files in one request, 1..1000 (100)\n"
 	      "  concurrency=N        parallel requests (4)\n"
-	      "  backoff=MS           first retry delay, doubling up to 5 minutes (1000)\n"
+	      "  backoff=MS           first retry delay (1000)\n"
+	      "  backoff_max=MS       longest retry delay, at most 5 minutes (300000)\n"
 	      "  allow_duplicates     do not ask the service to refuse duplicates\n"
 	      "  add_date_id          make stored sample names unique\n"
 	      "  no_label_infer       files directly under a category get no label\n"

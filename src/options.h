@@ -24,6 +24,7 @@ struct options {
 	unsigned concurrency;
 	unsigned batch;
 	unsigned backoff_ms;
+	unsigned backoff_max_ms;
 	bool allow_duplicates, add_date_id, no_label_infer, insecure;
 	enum log_level log_level;
 	char *fuse_opts; /* options we do not know, handed to FUSE */

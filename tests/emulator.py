@@ -50,6 +50,9 @@ Options:
                                  body stalled) this long (default 0: never)
     -v, --verbose                log every HTTP request on stderr
 
+Both logs are appended to (a restarted emulator continues them; request and
+sample numbers start again at 1 in each run and after /_reset).
+
 Fault rates are probabilities 0..1.  Every authenticated /api request takes
 one draw per fault, always in the order fail, fail_after_store, drop,
 drop_after_store, rate_limit; the first draw below its rate is the request's
@@ -65,7 +68,9 @@ Control endpoints (no authentication, not counted as /api requests):
                      replies {"ok": true}, or 400 on an unknown key or a bad
                      value.
     GET  /_samples   JSON list of the stored sample records (as in --log).
-    GET  /_stats     {"requests": N, "samples": N, "files_received": N}.
+    GET  /_stats     {"requests": N, "samples": N, "files_received": N}:
+                     /api requests, stored samples, and file parts received
+                     whole (accepted or not; .labels included).
     POST /_reset     forget samples, hashes and counters, reseed the fault
                      generator; the log files are left as they are.
 
@@ -164,7 +169,7 @@ class RequestError(Exception):
 # --------------------------------------------------------------------------
 # Replies
 
-@dataclass
+@dataclass(frozen=True)
 class Reply:
     status: int | None
     body: bytes = b""
@@ -723,10 +728,14 @@ class FileResult:
 
 
 class JsonLines:
-    """An optional JSON Lines file; callers serialise writes."""
+    """An optional JSON Lines file; callers serialise writes.
+
+    Appended to, so a test that restarts the emulator on the same paths
+    keeps the history of the earlier run.
+    """
 
     def __init__(self, path):
-        self._file = open(path, "w", encoding="utf-8") if path else None
+        self._file = open(path, "a", encoding="utf-8") if path else None
 
     def write(self, record):
         if self._file:
@@ -741,9 +750,12 @@ class JsonLines:
 class EmulatorState:
     """Everything shared between request threads.
 
-    Locking rule: every attribute below is read and written only with
-    `_lock` held, except `settings`, a frozen object replaced whole (reading
-    the reference is atomic).  `_held` waits on the same lock.
+    Thread model: one thread per connection (ThreadingHTTPServer).
+    Locking rule: the mutable attributes (those set in `_forget`, and the
+    two logs) are used only with `_lock` held.  `settings` is a frozen
+    object replaced whole under the lock and read without it (reading the
+    reference is atomic); `max_file_size` and `store_dir` never change.
+    `_held` waits on the same lock.
     """
 
     def __init__(self, settings, seed, max_file_size, store_dir,
@@ -1081,7 +1093,7 @@ class IngestionHandler(BaseHTTPRequestHandler):
         except RequestError as exc:
             reply = exc.reply()
         body.drain()
-        if call.fault:
+        if call.fault:      # fail_after_store or drop_after_store
             return fault_reply(call.fault, state.settings)
         return reply
 

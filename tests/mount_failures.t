@@ -69,7 +69,7 @@ m.stop()
 root = workdir("faults")
 emu = Emulator(root, "--fail-rate", "0.3", "--rate-limit-rate", "0.1", "--drop-rate", "0.1",
                "--fail-after-store-rate", "0.1", "--retry-after", "1", "--seed", "7")
-m = Mount(root, emu.url, opts="settle=50,backoff=100,batch=5")
+m = Mount(root, emu.url, opts="settle=50,backoff=100,backoff_max=1000,batch=5")
 data = {}
 for i in range(60):
     rel = "training/l%d/f%02d.json" % (i % 3, i)

@@ -1,0 +1,38 @@
+#!/bin/sh
+# Build and run the whole test suite: a normal build with -Werror, then an
+# ASan + UBSan build, each running `make check` (unit and mount tests).
+# Prints "N passed, N failed" at the end.  With INGESTFS_REQUIRE_FUSE=1 a
+# test that would skip for want of FUSE fails instead.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+jobs=$(nproc 2>/dev/null || echo 2)
+autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
+
+status=0
+run_build() {
+	name=$1; shift
+	dir="$top/_build/$name"
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	echo "=== $name build: configure $*"
+	if ! (cd "$dir" && "$top/configure" -q "$@" && make -s -j"$jobs" && make -s -j"$jobs" check); then
+		status=1
+		# The logs of the tests that failed, for whoever reads CI output.
+		[ -f "$dir/test-suite.log" ] && cat "$dir/test-suite.log"
+	fi
+}
+
+run_build plain --enable-werror
+run_build sanitizers --enable-werror --enable-sanitizers
+
+passed=$(cat _build/*/tests/*.trs 2>/dev/null | grep -c '^:test-result: PASS' || true)
+failed=$(cat _build/*/tests/*.trs 2>/dev/null | grep -c '^:test-result: \(FAIL\|ERROR\|XPASS\)' || true)
+skipped=$(cat _build/*/tests/*.trs 2>/dev/null | grep -c '^:test-result: SKIP' || true)
+if [ "${INGESTFS_REQUIRE_FUSE:-0}" = 1 ] && [ "$skipped" -gt 0 ]; then
+	echo "error: $skipped test(s) skipped, but INGESTFS_REQUIRE_FUSE=1"
+	status=1
+fi
+[ "$failed" -eq 0 ] || status=1
+echo "$passed passed, $failed failed, $skipped skipped"
+exit $status

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""The command line: refusals with one clear line and exit 1, --help and
+--version, and `ingestfs status` exit codes and JSON."""
+import json
+import os
+import subprocess
+
+from mountlib import BIN, GOOD_KEY, Emulator, Mount, Tap, require_fuse, workdir
+
+require_fuse()
+t = Tap()
+root = workdir("cli")
+env = dict(os.environ, INGESTFS_CONFIG=os.path.join(root, "none"))
+env.pop("EI_API_KEY", None)
+
+
+def run(*args, extra_env=None):
+    e = dict(env, **(extra_env or {}))
+    return subprocess.run([BIN] + list(args), capture_output=True, text=True, env=e, timeout=30)
+
+
+r = run("--version")
+t.ok(r.returncode == 0 and r.stdout.startswith("ingestfs "), "--version", r.stdout)
+r = run("--help")
+t.ok(r.returncode == 0 and "api_key_file=" in r.stdout and "status" in r.stdout, "--help")
+
+mnt = os.path.join(root, "mnt")
+os.mkdir(mnt)
+spool = os.path.join(root, "spool")
+
+
+def refused(args, want, name, extra_env=None):
+    r = run(*args, extra_env=extra_env)
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    t.ok(r.returncode == 1 and len(lines) == 1 and want in lines[0],
+         name + ": exit 1 and one clear line", "rc=%d stderr=%r" % (r.returncode, r.stderr))
+    t.ok(not os.path.ismount(mnt), name + ": nothing mounted")
+
+
+refused(["-f", "-o", "spool=" + spool, mnt], "no API key", "no key")
+refused(["-f", "-o", "api_key_file=/nonexistent/key,spool=" + spool, mnt], "/nonexistent/key",
+        "unreadable key file")
+keyfile = os.path.join(root, "key")
+with open(keyfile, "w") as f:
+    f.write(GOOD_KEY)
+os.chmod(keyfile, 0o600)
+refused(["-f", "-o", "api_key_file=%s,spool=/proc/nope" % keyfile, mnt], "spool",
+        "spool that cannot be created")
+refused(["-f", "-o", "spool=" + spool, os.path.join(root, "missing")], "mountpoint",
+        "missing mountpoint", extra_env={"EI_API_KEY": GOOD_KEY})
+with open(os.path.join(mnt, "stray"), "w"):
+    pass
+refused(["-f", "-o", "spool=" + spool, mnt], "not empty", "non-empty mountpoint",
+        extra_env={"EI_API_KEY": GOOD_KEY})
+os.unlink(os.path.join(mnt, "stray"))
+refused(["-f", "-o", "batch=0", mnt], "batch", "bad option value")
+refused(["-f", "-o", "api_key=" + GOOD_KEY, mnt], "command line", "key on the command line")
+refused(["--bogus", mnt], "--bogus", "unknown flag")
+
+# The config file supplies defaults; a bad line names file and line.
+cfg = os.path.join(root, "config")
+with open(cfg, "w") as f:
+    f.write("# test\nsettle = 10\nconcurency = 3\n")
+refused(["-f", mnt], "%s:3" % cfg, "bad config line", extra_env={"INGESTFS_CONFIG": cfg})
+
+# status on things that are not ingestfs
+r = run("status", root)
+t.eq(r.returncode, 3, "status of a plain folder exits 3")
+t.ok("not in an ingestfs mount" in r.stderr, "and says why", r.stderr)
+r = run("status")
+t.eq(r.returncode, 3, "status without a path exits 3")
+r = run("status", "--bogus", root)
+t.eq(r.returncode, 3, "status with a bad flag exits 3")
+
+# status on a live mount: pending at the timeout, JSON, exit codes.
+emu = Emulator(root)
+emu.control(hold=True)
+m = Mount(root, emu.url, opts="settle=0", mnt=os.path.join(root, "mnt2"))
+m.write("training/a/one.json", b'{"one": 1}')
+rc, out, err = m.status_cmd("--wait", "--timeout", "1", m.mnt)
+t.eq(rc, 2, "status --wait exits 2 when still pending at the timeout")
+t.ok(m.xattr("training/a/one.json") == "uploading", "a held request shows uploading")
+emu.control(hold=False)
+rc, out, err = m.wait_done()
+t.eq(rc, 0, "then 0 once uploaded")
+rc, out, err = m.status_cmd("--json", m.path("training"))
+doc = json.loads(out)
+t.eq(doc["summary"]["uploaded"], 1, "--json summary")
+t.eq([f["status"] for f in doc["files"]], ["uploaded"], "--json lists files")
+t.ok(doc["files"][0]["path"].endswith("training/a/one.json"), "--json file path")
+rc, out, err = m.status_cmd(m.path("training/a/one.json"))
+t.ok(rc == 0 and "uploaded" in out and "one.json" in out, "status of one file", out)
+t.eq(m.stop(), 0, "clean unmount")
+t.done()
