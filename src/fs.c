@@ -63,6 +63,13 @@ static void note_written(struct fs_handle *h)
 		queue_written(ctx()->q, h->ino);
 }
 
+/* Returns -ERR for the operation to hand back to the writer. */
+static int note_failure(struct fs_handle *h, int err)
+{
+	queue_write_failed(ctx()->q, h->ino, err);
+	return -err;
+}
+
 /* ---- attributes ---- */
 
 static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
@@ -150,7 +157,7 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 		return truncate_path(path, size);
 	h = handle_of(fi);
 	if (ftruncate(h->fd, size) < 0)
-		return -errno;
+		return note_failure(h, errno);
 	note_written(h);
 	return 0;
 }
@@ -379,6 +386,8 @@ static int fs_write_buf(const char *path, struct fuse_bufvec *buf, off_t off,
 	dst.buf[0].fd = h->fd;
 	dst.buf[0].pos = off;
 	n = fuse_buf_copy(&dst, buf, FUSE_BUF_SPLICE_NONBLOCK);
+	if (n < 0)
+		return note_failure(h, (int)-n);
 	if (n > 0)
 		note_written(h);
 	return (int)n;
@@ -389,8 +398,12 @@ static int fs_fallocate(const char *path, int mode, off_t off, off_t len,
 {
 	struct fs_handle *h = handle_of(fi);
 
-	if (fallocate(h->fd, mode, off, len) < 0)
-		return -errno;
+	if (fallocate(h->fd, mode, off, len) < 0) {
+		/* "Not supported" changes nothing; running out of space might. */
+		if (errno == EOPNOTSUPP || errno == EINVAL)
+			return -errno;
+		return note_failure(h, errno);
+	}
 	note_written(h);
 	return 0;
 }

@@ -16,6 +16,7 @@
 
 #include "apikey.h"
 #include "fs.h"
+#include "journal.h"
 #include "log.h"
 #include "mount.h"
 #include "options.h"
@@ -27,6 +28,7 @@ struct mount_state {
 	char *mountpoint; /* absolute */
 	struct spool spool;
 	struct queue *queue;
+	struct journal *journal;
 	struct uploader *uploader;
 	struct fs_context fs;
 	struct fuse *fuse;
@@ -106,10 +108,50 @@ static int check_mountpoint(struct mount_state *m)
 	return m->mountpoint ? 0 : fail("out of memory");
 }
 
+static void replay_record(void *arg, const struct journal_record *r)
+{
+	queue_replay(arg, r);
+}
+
+/* Journal first, then the spool (the truth), then a fresh journal. */
+static int recover_queue(struct mount_state *m)
+{
+	struct journal_replay_stats js;
+	struct queue_recovery rec;
+	long found;
+	int rc = journal_replay(m->spool.state_fd, replay_record, m->queue, &js);
+
+	if (rc < 0)
+		return fail("cannot read the queue journal in %s/state: %s", m->spool.dir,
+			    strerror(-rc));
+	if (js.bad_header)
+		log_warn("the queue journal was not readable; set aside as journal.bad, "
+			 "rebuilding the queue from the spool");
+	if (js.damaged || js.torn_tail)
+		log_warn("the queue journal had %zu damaged line(s)%s; the spool files decide",
+			 js.damaged, js.torn_tail ? " and a torn last line" : "");
+	found = spool_scan(&m->spool, m->queue);
+	if (found < 0)
+		return fail("cannot read the spool %s: %s", m->spool.dir, strerror((int)-found));
+	queue_reconcile_finish(m->queue, &rec);
+	rc = journal_open(m->spool.state_fd, &m->journal);
+	if (rc < 0)
+		return fail("cannot write the queue journal in %s/state: %s", m->spool.dir,
+			    strerror(-rc));
+	queue_set_journal(m->queue, m->journal);
+	rc = queue_compact_journal(m->queue);
+	if (rc < 0)
+		return fail("cannot write the queue journal in %s/state: %s", m->spool.dir,
+			    strerror(-rc));
+	if (rec.files)
+		log_info("spool %s: %zu file(s), %zu to upload, %zu interrupted while writing",
+			 m->spool.dir, rec.files, rec.pending, rec.interrupted);
+	return 0;
+}
+
 static int open_spool(struct mount_state *m)
 {
 	char err[512], *dir = m->opt.spool ? strdup(m->opt.spool) : spool_default_dir(m->mountpoint);
-	long found;
 
 	if (!dir)
 		return fail("cannot choose a spool directory: set -o spool=DIR");
@@ -127,12 +169,7 @@ static int open_spool(struct mount_state *m)
 	});
 	if (!m->queue)
 		return fail("out of memory");
-	found = spool_scan(&m->spool, m->queue);
-	if (found < 0)
-		return fail("cannot read the spool %s: %s", m->spool.dir, strerror((int)-found));
-	if (found > 0)
-		log_info("%ld file(s) found in the spool %s", found, m->spool.dir);
-	return 0;
+	return recover_queue(m);
 }
 
 static int start_fuse(struct mount_state *m, const char *argv0)
@@ -225,6 +262,9 @@ static void teardown(struct mount_state *m)
 	if (m->fuse)
 		fuse_destroy(m->fuse);
 	uploader_free(m->uploader);
+	if (m->queue)
+		queue_set_journal(m->queue, NULL);
+	journal_close(m->journal);
 	queue_free(m->queue);
 	if (m->spool.dir)
 		spool_close(&m->spool);

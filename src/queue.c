@@ -10,10 +10,15 @@
 #include <time.h>
 
 #include "clock.h"
+#include "journal.h"
 #include "layout.h"
+#include "log.h"
 #include "queue.h"
 
 enum entry_list { LIST_NONE, LIST_SETTLING, LIST_PENDING };
+
+#define JOURNAL_COMPACT_MIN (8u << 20)
+#define JOURNAL_BYTES_PER_FILE 1024u
 
 struct entry {
 	uint64_t ino;
@@ -26,6 +31,8 @@ struct entry {
 	unsigned attempts;
 	bool queue_now;  /* renamed into place: skip settle once closed */
 	bool maybe_sent; /* an attempt for this content may have been stored */
+	bool seen;       /* recovery: found in the spool */
+	int write_error; /* errno of a failed write in this writing session */
 	char *result;
 	struct entry *hash_next;
 	struct entry *prev, *next;
@@ -46,6 +53,8 @@ struct queue {
 	struct entry_list_head settling; /* ordered by due_ms: settle is constant */
 	struct entry_list_head pending;
 	bool paused;
+	struct journal *journal; /* NULL: nothing is persisted (unit tests) */
+	bool journal_failing;
 	void (*wake)(void *);
 	void *wake_arg;
 	unsigned rand_state;
@@ -173,6 +182,36 @@ static void entry_free(struct entry *e)
 	free(e);
 }
 
+/* ---- persistence: one record per change that matters after a crash ---- */
+
+static struct journal_record entry_record(const struct entry *e, enum journal_kind kind)
+{
+	return (struct journal_record){.kind = kind, .ino = e->ino, .state = (int)e->state,
+				       .maybe_sent = e->maybe_sent, .size = e->size,
+				       .path = e->path, .result = e->result};
+}
+
+static void journal_note_many(struct queue *q, const struct journal_record *r, size_t n)
+{
+	int rc;
+
+	if (!q->journal || n == 0)
+		return;
+	rc = journal_append_many(q->journal, r, n);
+	/* The state in memory is still right; only a crash now would lose it. */
+	if (rc < 0 && !q->journal_failing)
+		log_error("cannot write the queue journal: %s; a crash now may re-send files",
+			  strerror(-rc));
+	q->journal_failing = rc < 0;
+}
+
+static void journal_note(struct queue *q, const struct entry *e, enum journal_kind kind)
+{
+	struct journal_record r = entry_record(e, kind);
+
+	journal_note_many(q, &r, 1);
+}
+
 static const char *ignored_reason(const char *path)
 {
 	struct layout_path lp;
@@ -288,21 +327,6 @@ void queue_set_waker(struct queue *q, void (*wake)(void *), void *arg)
 
 /* ---- public: front-end events ---- */
 
-void queue_add_existing(struct queue *q, uint64_t ino, const char *path, uint64_t size)
-{
-	struct entry *e;
-
-	pthread_mutex_lock(&q->lock);
-	e = entry_get(q, ino, path);
-	if (e && e->state == FILE_WRITING) {
-		e->size = size;
-		/* We cannot know whether an earlier run sent it. */
-		e->maybe_sent = true;
-		entry_make_pending(q, e, clock_now_ms());
-	}
-	pthread_mutex_unlock(&q->lock);
-}
-
 void queue_open_write(struct queue *q, uint64_t ino, const char *path)
 {
 	struct entry *e;
@@ -328,17 +352,32 @@ void queue_written(struct queue *q, uint64_t ino)
 	e = entry_find(q, ino);
 	if (e) {
 		entry_reset_attempts(e);
+		if (e->state != FILE_WRITING)
+			e->write_error = 0;
 		if (e->state != FILE_IGNORED) {
 			list_unlink(q, e);
 			e->state = FILE_WRITING;
+			journal_note(q, e, JOURNAL_WRITING);
 		}
 	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+void queue_write_failed(struct queue *q, uint64_t ino, int err)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&q->lock);
+	e = entry_find(q, ino);
+	if (e)
+		e->write_error = err;
 	pthread_mutex_unlock(&q->lock);
 }
 
 void queue_close_write(struct queue *q, uint64_t ino, uint64_t size)
 {
 	struct entry *e;
+	char msg[160];
 	int64_t now = clock_now_ms();
 
 	pthread_mutex_lock(&q->lock);
@@ -350,6 +389,18 @@ void queue_close_write(struct queue *q, uint64_t ino, uint64_t size)
 		e->writers--;
 	if (e->writers > 0 || e->state != FILE_WRITING)
 		goto out;
+	if (e->write_error) {
+		/* What is on disk is not what the writer meant to write. */
+		e->state = FILE_FAILED;
+		snprintf(msg, sizeof(msg),
+			 "a write failed (%s): not uploaded; write it again or setfattr retry",
+			 strerror(e->write_error));
+		e->write_error = 0;
+		entry_set_result(e, msg);
+		journal_note(q, e, JOURNAL_DONE);
+		goto out;
+	}
+	journal_note(q, e, JOURNAL_QUEUED);
 	if (e->queue_now || q->cfg.settle_ms == 0) {
 		entry_make_pending(q, e, now);
 	} else {
@@ -388,12 +439,16 @@ static void entry_moved(struct queue *q, struct entry *e, char *new_path)
 		/* rsync, gio and safe-save editors: the rename is the signal. */
 		entry_reset_attempts(e);
 		e->state = FILE_WRITING;
-		if (e->writers > 0)
+		if (e->writers > 0) {
 			e->queue_now = true;
-		else
+			journal_note(q, e, JOURNAL_WRITING);
+		} else {
+			journal_note(q, e, JOURNAL_QUEUED);
 			entry_make_pending(q, e, now);
+		}
 	} else if (dest_changed && e->state != FILE_WRITING && e->state != FILE_PENDING) {
 		entry_reset_attempts(e);
+		journal_note(q, e, JOURNAL_QUEUED);
 		entry_make_pending(q, e, now);
 	}
 }
@@ -442,8 +497,10 @@ void queue_renamed(struct queue *q, const char *from, const char *to, uint64_t i
 	if (!e) {
 		/* Unknown until now (made outside the mount): judge it as it is. */
 		e = entry_create(q, ino, to);
-		if (e && e->state == FILE_WRITING)
+		if (e && e->state == FILE_WRITING) {
+			journal_note(q, e, JOURNAL_QUEUED);
 			entry_make_pending(q, e, clock_now_ms());
+		}
 		goto out;
 	}
 	np = strdup(to);
@@ -460,6 +517,7 @@ void queue_removed(struct queue *q, uint64_t ino)
 	pthread_mutex_lock(&q->lock);
 	e = entry_find(q, ino);
 	if (e) {
+		journal_note(q, e, JOURNAL_REMOVED);
 		list_unlink(q, e);
 		table_remove(q, e);
 		entry_free(e);
@@ -478,6 +536,7 @@ int queue_retry(struct queue *q, uint64_t ino)
 		rc = -ENOENT;
 	} else if (e->state == FILE_FAILED) {
 		entry_reset_attempts(e);
+		journal_note(q, e, JOURNAL_QUEUED);
 		entry_make_pending(q, e, clock_now_ms());
 	} else if (e->state == FILE_PENDING) {
 		e->due_ms = clock_now_ms();
@@ -597,6 +656,24 @@ static int batch_start(struct queue *q, struct queue_batch *b, const struct layo
 	return 0;
 }
 
+/* Once a request may reach the service, a duplicate reply after a crash
+ * is our own copy: remember that the attempt started. */
+static void journal_note_sent(struct queue *q, const struct queue_batch *b)
+{
+	struct journal_record *r;
+
+	if (!q->journal || b->count == 0)
+		return;
+	r = calloc(b->count, sizeof(*r));
+	if (!r)
+		return;
+	for (size_t i = 0; i < b->count; i++)
+		r[i] = (struct journal_record){.kind = JOURNAL_SENT, .ino = b->items[i].ino,
+					       .path = b->items[i].path};
+	journal_note_many(q, r, b->count);
+	free(r);
+}
+
 size_t queue_take_batch(struct queue *q, int64_t now, struct queue_batch *b)
 {
 	struct layout_path first = {0}, lp;
@@ -627,6 +704,7 @@ size_t queue_take_batch(struct queue *q, int64_t now, struct queue_batch *b)
 		list_unlink(q, e);
 		e->state = FILE_UPLOADING;
 	}
+	journal_note_sent(q, b);
 out:
 	pthread_mutex_unlock(&q->lock);
 	if (started && b->count == 0)
@@ -686,7 +764,8 @@ static void entry_apply_result(struct queue *q, struct entry *e, const struct qu
 	case QUEUE_DUPLICATE:
 		/* Our own lost attempt may be the copy the service holds. */
 		e->state = e->maybe_sent ? FILE_UPLOADED : FILE_DUPLICATE;
-		entry_set_result(e, r->text);
+		entry_set_result(e, e->maybe_sent ? "stored by an earlier attempt whose reply was lost"
+						  : r->text);
 		break;
 	case QUEUE_FAILED:
 		e->state = FILE_FAILED;
@@ -701,8 +780,15 @@ static void entry_apply_result(struct queue *q, struct entry *e, const struct qu
 	}
 }
 
+static bool state_is_final(enum file_state s)
+{
+	return s == FILE_UPLOADED || s == FILE_DUPLICATE || s == FILE_FAILED;
+}
+
 void queue_report(struct queue *q, const struct queue_result *results, size_t n, int64_t now)
 {
+	struct journal_record *done = calloc(n ? n : 1, sizeof(*done));
+	size_t ndone = 0;
 	double jitter;
 
 	pthread_mutex_lock(&q->lock);
@@ -716,8 +802,235 @@ void queue_report(struct queue *q, const struct queue_result *results, size_t n,
 		if (!e || e->state != FILE_UPLOADING || e->generation != r->item->generation)
 			continue;
 		entry_apply_result(q, e, r, now, jitter);
+		if (done && state_is_final(e->state))
+			done[ndone++] = entry_record(e, JOURNAL_DONE);
+	}
+	journal_note_many(q, done, ndone);
+	pthread_mutex_unlock(&q->lock);
+	free(done);
+}
+
+/* ---- recovery: journal replay, then the spool, which is the truth ---- */
+
+void queue_set_journal(struct queue *q, struct journal *j)
+{
+	pthread_mutex_lock(&q->lock);
+	q->journal = j;
+	pthread_mutex_unlock(&q->lock);
+}
+
+static bool state_valid(int s)
+{
+	return s >= 0 && s < FILE_STATE_COUNT;
+}
+
+static void replay_into(struct entry *e, const struct journal_record *r)
+{
+	switch (r->kind) {
+	case JOURNAL_WRITING:
+		e->state = FILE_WRITING;
+		e->maybe_sent = false;
+		break;
+	case JOURNAL_QUEUED:
+		e->state = FILE_PENDING;
+		e->size = r->size;
+		e->maybe_sent = false;
+		break;
+	case JOURNAL_SENT:
+		e->maybe_sent = true;
+		break;
+	case JOURNAL_DONE:
+	case JOURNAL_FILE:
+		if (!state_valid(r->state))
+			return;
+		e->state = (enum file_state)r->state;
+		e->size = r->size;
+		e->maybe_sent = e->maybe_sent || r->maybe_sent;
+		entry_set_result(e, r->result);
+		break;
+	case JOURNAL_REMOVED:
+		break;
+	}
+}
+
+void queue_replay(struct queue *q, const struct journal_record *r)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&q->lock);
+	e = entry_find(q, r->ino);
+	if (r->kind == JOURNAL_REMOVED) {
+		if (e) {
+			table_remove(q, e);
+			entry_free(e);
+		}
+		goto out;
+	}
+	if (!e)
+		e = entry_create(q, r->ino, r->path ? r->path : "");
+	if (e)
+		replay_into(e, r);
+out:
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* What a file found in the spool is, given what the journal said. */
+static void reconcile_entry(struct entry *e, const char *path, uint64_t size, bool known)
+{
+	if (ignored_reason(path)) {
+		e->state = FILE_IGNORED;
+	} else if (!known) {
+		/* No history: send it; a duplicate reply may be our own copy. */
+		e->state = FILE_PENDING;
+		e->maybe_sent = true;
+	} else if (e->state == FILE_WRITING) {
+		e->state = FILE_FAILED;
+		entry_set_result(e, "interrupted while writing");
+	} else if (e->state == FILE_PENDING || e->state == FILE_UPLOADING) {
+		e->state = FILE_PENDING;
+		if (e->size != size) {
+			e->state = FILE_FAILED;
+			entry_set_result(e, "size differs from when it was closed: damaged by a crash?");
+		}
+	} else if (e->state == FILE_IGNORED || e->size != size) {
+		e->state = FILE_PENDING;
+		e->maybe_sent = true;
+		entry_set_result(e, NULL);
+	}
+	e->size = size;
+}
+
+void queue_reconcile(struct queue *q, uint64_t ino, const char *path, uint64_t size)
+{
+	struct entry *e;
+	char *copy = strdup(path);
+	bool known;
+
+	if (!copy)
+		return;
+	pthread_mutex_lock(&q->lock);
+	e = entry_find(q, ino);
+	known = e != NULL;
+	if (!e)
+		e = entry_create(q, ino, path);
+	if (e) {
+		free(e->path);
+		e->path = copy;
+		copy = NULL;
+		reconcile_entry(e, path, size, known);
+		e->seen = true;
 	}
 	pthread_mutex_unlock(&q->lock);
+	free(copy);
+}
+
+void queue_reconcile_finish(struct queue *q, struct queue_recovery *out)
+{
+	int64_t now = clock_now_ms();
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&q->lock);
+	for (size_t i = 0; i < q->nbuckets; i++) {
+		struct entry *e = q->buckets[i], *next;
+
+		for (; e; e = next) {
+			next = e->hash_next;
+			if (!e->seen) {
+				/* In the journal, gone from the spool. */
+				table_remove(q, e);
+				entry_free(e);
+				continue;
+			}
+			e->seen = false;
+			if (e->state == FILE_PENDING) {
+				entry_make_pending(q, e, now);
+				out->pending++;
+			} else if (e->state == FILE_FAILED && e->result &&
+				   strcmp(e->result, "interrupted while writing") == 0) {
+				out->interrupted++;
+			}
+			out->files++;
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* What a file would be after a crash right now. */
+static struct journal_record snapshot_record(const struct entry *e)
+{
+	struct journal_record r = entry_record(e, JOURNAL_FILE);
+
+	if (e->state == FILE_UPLOADING) {
+		r.state = FILE_PENDING;
+		r.maybe_sent = true;
+	} else if (e->state == FILE_WRITING && e->writers == 0) {
+		r.state = FILE_PENDING; /* closed, settling */
+	}
+	return r;
+}
+
+static int snapshot_into(void *arg, struct journal *fresh)
+{
+	struct queue *q = arg;
+	struct journal_record batch[256];
+	size_t n = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < q->nbuckets && rc == 0; i++) {
+		for (struct entry *e = q->buckets[i]; e && rc == 0; e = e->hash_next) {
+			batch[n++] = snapshot_record(e);
+			if (n == sizeof(batch) / sizeof(batch[0])) {
+				rc = journal_append_many(fresh, batch, n);
+				n = 0;
+			}
+		}
+	}
+	if (rc == 0 && n > 0)
+		rc = journal_append_many(fresh, batch, n);
+	return rc;
+}
+
+int queue_compact_journal(struct queue *q)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&q->lock);
+	if (q->journal)
+		rc = journal_rewrite(q->journal, snapshot_into, q);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+void queue_maintain_journal(struct queue *q)
+{
+	struct journal *j;
+	int rc;
+
+	pthread_mutex_lock(&q->lock);
+	j = q->journal;
+	pthread_mutex_unlock(&q->lock);
+	if (!j)
+		return;
+	rc = journal_sync(j);
+	if (rc < 0)
+		log_error("cannot sync the queue journal: %s", strerror(-rc));
+	/* Keep replay time in proportion to the number of files. */
+	if (journal_size(j) > JOURNAL_COMPACT_MIN &&
+	    journal_size(j) > (uint64_t)queue_size(q) * JOURNAL_BYTES_PER_FILE) {
+		rc = queue_compact_journal(q);
+		if (rc < 0)
+			log_error("cannot compact the queue journal: %s", strerror(-rc));
+	}
+}
+
+size_t queue_size(struct queue *q)
+{
+	size_t n;
+
+	pthread_mutex_lock(&q->lock);
+	n = q->nentries;
+	pthread_mutex_unlock(&q->lock);
+	return n;
 }
 
 void queue_pause(struct queue *q)

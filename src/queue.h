@@ -77,11 +77,13 @@ void queue_free(struct queue *q);
 void queue_set_waker(struct queue *q, void (*wake)(void *), void *arg);
 
 /* Front-end events. */
-void queue_add_existing(struct queue *q, uint64_t ino, const char *path, uint64_t size);
 void queue_open_write(struct queue *q, uint64_t ino, const char *path);
 /* New content in a file already opened for writing (queue_open_write). */
 void queue_written(struct queue *q, uint64_t ino);
 void queue_close_write(struct queue *q, uint64_t ino, uint64_t size);
+/* A write, truncate or fallocate failed (ENOSPC...): at its close the file
+ * is failed instead of queued, since it is not what the writer meant. */
+void queue_write_failed(struct queue *q, uint64_t ino, int err);
 void queue_renamed(struct queue *q, const char *from, const char *to, uint64_t ino,
 		   bool is_dir);
 void queue_removed(struct queue *q, uint64_t ino);
@@ -105,6 +107,26 @@ size_t queue_take_batch(struct queue *q, int64_t now_ms, struct queue_batch *bat
 void queue_batch_free(struct queue_batch *batch);
 void queue_report(struct queue *q, const struct queue_result *results, size_t n,
 		  int64_t now_ms);
+/* Recovery at start (see journal.h): replay every journal record, then
+ * reconcile every file found in the spool, then finish, which forgets
+ * files that are gone and queues the pending ones. */
+struct journal;
+struct journal_record;
+struct queue_recovery {
+	size_t files, pending, interrupted;
+};
+void queue_replay(struct queue *q, const struct journal_record *r);
+void queue_reconcile(struct queue *q, uint64_t ino, const char *path, uint64_t size);
+void queue_reconcile_finish(struct queue *q, struct queue_recovery *out);
+/* From now on every change is journaled to J (NULL: none). */
+void queue_set_journal(struct queue *q, struct journal *j);
+/* Rewrite the journal as one record per file. */
+int queue_compact_journal(struct queue *q);
+size_t queue_size(struct queue *q);
+/* Make the journal durable, and compact it when it has grown.  Call from
+ * one thread only (the uploader): compaction replaces the file it syncs. */
+void queue_maintain_journal(struct queue *q);
+
 /* A refused API key stops everything until it is replaced. */
 void queue_pause(struct queue *q);
 void queue_resume(struct queue *q);

@@ -164,7 +164,7 @@ static long scan_dir(struct queue *q, int dirfd, const char *rel, unsigned depth
 		if (asprintf(&path, "%s%s%s", rel, *rel ? "/" : "", de->d_name) < 0)
 			break;
 		if (S_ISREG(st.st_mode)) {
-			queue_add_existing(q, (uint64_t)st.st_ino, path, (uint64_t)st.st_size);
+			queue_reconcile(q, (uint64_t)st.st_ino, path, (uint64_t)st.st_size);
 			found++;
 		} else if (S_ISDIR(st.st_mode) && depth < 256) {
 			int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

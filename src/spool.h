@@ -23,7 +23,7 @@ void spool_close(struct spool *s);
  * $XDG_STATE_HOME/ingestfs/<escaped mountpoint>, or /var/lib/ingestfs/... as root. */
 char *spool_default_dir(const char *mountpoint);
 
-/* Tell the queue about every file already in the spool.  Returns the
+/* Reconcile the queue with every file already in the spool.  Returns the
  * number of files found, or -errno. */
 long spool_scan(struct spool *s, struct queue *q);
 

@@ -599,6 +599,9 @@ static void *uploader_main(void *arg)
 		check_key(u, now);
 		next = queue_tick(u->q, now);
 		start_jobs(u, now);
+		/* One sync for everything since the last turn: the files just
+		 * taken (before their requests go out), results, closes. */
+		queue_maintain_journal(u->q);
 		curl_multi_perform(u->multi, &still);
 		if (collect_done(u) > 0)
 			continue;
@@ -607,6 +610,7 @@ static void *uploader_main(void *arg)
 		curl_multi_poll(u->multi, NULL, 0, (int)next, NULL);
 	}
 	abandon_jobs(u);
+	queue_maintain_journal(u->q);
 	return NULL;
 }
 

@@ -26,7 +26,10 @@ Options:
                                  name), size, sha256, sample_id, headers (every
                                  x-* request header but x-api-key, names lower
                                  case), annotation (.labels file of the same
-                                 request, or null).  Flushed per line.
+                                 request, or null).  Flushed per line.  An
+                                 existing log is loaded at start, so a
+                                 restarted emulator still refuses duplicates
+                                 of what it stored before.
     --requests-log PATH          JSON Lines, one line per request on /api:
                                  request, method, path, status (null when the
                                  connection was dropped), files (file parts
@@ -766,9 +769,26 @@ class EmulatorState:
         self._seed = seed
         self._lock = threading.Lock()
         self._held = threading.Condition(self._lock)
+        self._forget()
+        self._load_history(sample_log)
         self._sample_log = JsonLines(sample_log)
         self._request_log = JsonLines(request_log)
-        self._forget()
+
+    def _load_history(self, path):
+        """A restarted emulator still knows what it stored, as the real
+        service does: samples of an existing --log count for duplicates."""
+        if not path or not os.path.exists(path):
+            return
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                    sample_id, digest = int(record["sample_id"]), str(record["sha256"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+                self._samples.append(record)
+                self._ids_by_hash.setdefault(digest, []).append(sample_id)
+                self._next_sample_id = max(self._next_sample_id, sample_id + 1)
 
     def _forget(self):
         self._rng = random.Random(self._seed)

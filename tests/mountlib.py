@@ -71,6 +71,14 @@ def require_fuse():
         skip_all("ingestfs not built at %s" % BIN)
 
 
+def free_port():
+    """A loopback port nobody listens on right now."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def sha256_file(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -163,7 +171,11 @@ class Emulator:
         return self._call("POST", "/_control", settings)
 
     def samples(self):
-        return self._call("GET", "/_samples")
+        """Every sample stored, across restarts of the emulator (from its log)."""
+        if not os.path.exists(self.log):
+            return []
+        with open(self.log) as f:
+            return [json.loads(line) for line in f if line.strip()]
 
     def requests(self):
         if not os.path.exists(self.requests_log):
@@ -224,6 +236,23 @@ class Mount:
             rc = self.proc.wait()
         self.proc = None
         return rc
+
+    def kill9(self):
+        """Crash the daemon: SIGKILL, then clear the dead mount."""
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+        subprocess.run(["fusermount3", "-uz", self.mnt], stderr=subprocess.DEVNULL)
+        wait_until(lambda: not os.path.ismount(self.mnt), 5)
+
+    def restart(self):
+        """Mount again on the same spool."""
+        if self.proc is not None:
+            self.stop()
+        self.start()
+
+    def journal(self):
+        return os.path.join(self.spool, "state", "journal")
 
     def log(self):
         try:

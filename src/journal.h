@@ -1,0 +1,75 @@
+/* journal.h: the crash-safe record of the queue, SPOOL/state/journal.
+ *
+ * An append-only text file, one record per line, each line closed by a
+ * CRC-32 so that a torn or damaged line is recognised and skipped.  A
+ * record is written with one write(2) the moment the queue changes, so it
+ * survives kill -9 at once; journal_sync() makes it survive power loss and
+ * is called by the uploader in groups (before requests go out, after
+ * results come in), not once per file.  At start the journal is replayed,
+ * checked against the files in the spool (the files are the truth), and
+ * rewritten as one snapshot record per file.
+ *
+ * Not thread-safe by itself: the queue calls journal_append under its own
+ * lock; journal_sync may run concurrently with appends. */
+#ifndef INGESTFS_JOURNAL_H
+#define INGESTFS_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum journal_kind {
+	JOURNAL_WRITING = 'W', /* new content is being written */
+	JOURNAL_QUEUED = 'Q',  /* closed (or re-queued): to be uploaded */
+	JOURNAL_SENT = 'S',    /* an upload attempt started: it may reach the service */
+	JOURNAL_DONE = 'T',    /* a final result: state and result text */
+	JOURNAL_REMOVED = 'X', /* unlinked or replaced */
+	JOURNAL_FILE = 'F',    /* snapshot of one file, written by compaction */
+};
+
+struct journal_record {
+	enum journal_kind kind;
+	uint64_t ino;
+	int state;       /* enum file_state, for DONE and FILE */
+	bool maybe_sent; /* FILE only */
+	uint64_t size;
+	const char *path;   /* may be NULL */
+	const char *result; /* may be NULL */
+};
+
+struct journal;
+
+/* Open (create) STATE_FD/journal for appending. */
+int journal_open(int state_fd, struct journal **out);
+void journal_close(struct journal *j);
+
+/* Append one record; -errno on failure (the caller logs; memory stays right). */
+int journal_append(struct journal *j, const struct journal_record *r);
+/* Append several records in one write. */
+int journal_append_many(struct journal *j, const struct journal_record *r, size_t n);
+/* Make everything appended so far durable.  Cheap when nothing is new. */
+int journal_sync(struct journal *j);
+/* Bytes in the journal file, to decide when to compact. */
+uint64_t journal_size(struct journal *j);
+
+struct journal_replay_stats {
+	size_t records;   /* applied */
+	size_t damaged;   /* lines skipped: bad CRC, bad fields */
+	bool torn_tail;   /* the last line was cut short */
+	bool bad_header;  /* not a journal at all; set aside */
+};
+
+/* Call APPLY for every good record of STATE_FD/journal, in order.  A
+ * missing journal is an empty one.  Returns 0 or -errno on a read error. */
+int journal_replay(int state_fd, void (*apply)(void *arg, const struct journal_record *r),
+		   void *arg, struct journal_replay_stats *stats);
+
+/* Replace the journal by the records EACH emits (it calls journal_append on
+ * the new journal it is given), durably: write, fsync, rename, fsync dir. */
+int journal_rewrite(struct journal *j, int (*each)(void *arg, struct journal *fresh), void *arg);
+
+/* Exposed for the unit tests and the fuzzer. */
+int journal_format(const struct journal_record *r, char *buf, size_t size);
+int journal_parse(char *line, size_t len, struct journal_record *r);
+
+#endif
