@@ -423,6 +423,18 @@ static int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 	return rc < 0 ? -errno : 0;
 }
 
+/* FLUSH comes with every close(2) and the writer waits for it; RELEASE
+ * comes later, on its own.  So the journal learns of the close here. */
+static int fs_flush(const char *path, struct fuse_file_info *fi)
+{
+	struct fs_handle *h = handle_of(fi);
+	struct stat st;
+
+	if (h->writable && atomic_exchange(&h->written, false) && fstat(h->fd, &st) == 0)
+		queue_flushed(ctx()->q, h->ino, (uint64_t)st.st_size);
+	return 0;
+}
+
 static int fs_release(const char *path, struct fuse_file_info *fi)
 {
 	struct fs_handle *h = handle_of(fi);
@@ -611,6 +623,7 @@ const struct fuse_operations fs_operations = {
 	.fallocate = fs_fallocate,
 	.lseek = fs_lseek,
 	.fsync = fs_fsync,
+	.flush = fs_flush,
 	.release = fs_release,
 	.getxattr = fs_getxattr,
 	.setxattr = fs_setxattr,

@@ -166,6 +166,7 @@ static int open_spool(struct mount_state *m)
 		.batch_bytes_max = 32ull * 1024 * 1024,
 		.backoff_min_ms = m->opt.backoff_ms,
 		.backoff_max_ms = m->opt.backoff_max_ms,
+		.linger_ms = 100,
 	});
 	if (!m->queue)
 		return fail("out of memory");

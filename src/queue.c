@@ -33,6 +33,7 @@ struct entry {
 	bool maybe_sent; /* an attempt for this content may have been stored */
 	bool seen;       /* recovery: found in the spool */
 	int write_error; /* errno of a failed write in this writing session */
+	bool close_journaled; /* the QUEUED record of this content is written */
 	char *result;
 	struct entry *hash_next;
 	struct entry *prev, *next;
@@ -357,6 +358,7 @@ void queue_written(struct queue *q, uint64_t ino)
 		if (e->state != FILE_IGNORED) {
 			list_unlink(q, e);
 			e->state = FILE_WRITING;
+			e->close_journaled = false;
 			journal_note(q, e, JOURNAL_WRITING);
 		}
 	}
@@ -371,6 +373,21 @@ void queue_write_failed(struct queue *q, uint64_t ino, int err)
 	e = entry_find(q, ino);
 	if (e)
 		e->write_error = err;
+	pthread_mutex_unlock(&q->lock);
+}
+
+void queue_flushed(struct queue *q, uint64_t ino, uint64_t size)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&q->lock);
+	e = entry_find(q, ino);
+	/* Another writer still open: the content is not final yet. */
+	if (e && e->state == FILE_WRITING && e->writers <= 1 && !e->write_error) {
+		e->size = size;
+		journal_note(q, e, JOURNAL_QUEUED);
+		e->close_journaled = true;
+	}
 	pthread_mutex_unlock(&q->lock);
 }
 
@@ -400,7 +417,8 @@ void queue_close_write(struct queue *q, uint64_t ino, uint64_t size)
 		journal_note(q, e, JOURNAL_DONE);
 		goto out;
 	}
-	journal_note(q, e, JOURNAL_QUEUED);
+	if (!e->close_journaled)
+		journal_note(q, e, JOURNAL_QUEUED);
 	if (e->queue_now || q->cfg.settle_ms == 0) {
 		entry_make_pending(q, e, now);
 	} else {
@@ -596,6 +614,33 @@ void queue_summary_text(const struct queue_counts *c, char *buf, size_t size)
 
 /* ---- public: uploader side ---- */
 
+/* How long a due file may wait for others to fill its request: only
+ * while more files are settling, so a lone file is never held back. */
+static int64_t linger_ms(const struct queue *q)
+{
+	return q->settling.head ? q->cfg.linger_ms : 0;
+}
+
+static bool label_equal(const struct layout_path *a, const struct layout_path *b);
+
+/* Hold back a small batch for a moment while more of its kind are coming. */
+static bool should_linger(struct queue *q, int64_t now)
+{
+	struct layout_path first, lp;
+	struct entry *e;
+	unsigned n = 0;
+
+	for (e = q->pending.head; e && e->due_ms > now; e = e->next)
+		;
+	if (!e || e->due_ms + linger_ms(q) <= now || layout_classify(e->path, &first) < 0)
+		return false;
+	for (; e && n < q->cfg.batch_max; e = e->next) {
+		if (e->due_ms <= now && layout_classify(e->path, &lp) == 0 && label_equal(&first, &lp))
+			n++;
+	}
+	return n < q->cfg.batch_max;
+}
+
 int64_t queue_tick(struct queue *q, int64_t now)
 {
 	int64_t next = -1;
@@ -610,8 +655,10 @@ int64_t queue_tick(struct queue *q, int64_t now)
 		next = e->due_ms - now;
 	if (!q->paused) {
 		for (e = q->pending.head; e; e = e->next) {
-			if (e->due_ms > now && (next < 0 || e->due_ms - now < next))
-				next = e->due_ms - now;
+			int64_t at = e->due_ms > now ? e->due_ms : e->due_ms + linger_ms(q);
+
+			if (at > now && (next < 0 || at - now < next))
+				next = at - now;
 		}
 	}
 	pthread_mutex_unlock(&q->lock);
@@ -683,7 +730,7 @@ size_t queue_take_batch(struct queue *q, int64_t now, struct queue_batch *b)
 
 	memset(b, 0, sizeof(*b));
 	pthread_mutex_lock(&q->lock);
-	if (q->paused)
+	if (q->paused || should_linger(q, now))
 		goto out;
 	for (e = q->pending.head; e && b->count < q->cfg.batch_max; e = next) {
 		next = e->next;

@@ -35,6 +35,7 @@ struct queue_config {
 	uint64_t batch_bytes_max;   /* bytes per request (a single larger file still goes) */
 	unsigned backoff_min_ms;    /* first retry delay */
 	unsigned backoff_max_ms;    /* cap of the exponential backoff */
+	unsigned linger_ms;         /* a small batch waits this long for more while files settle */
 };
 
 struct queue_item {
@@ -81,6 +82,10 @@ void queue_open_write(struct queue *q, uint64_t ino, const char *path);
 /* New content in a file already opened for writing (queue_open_write). */
 void queue_written(struct queue *q, uint64_t ino);
 void queue_close_write(struct queue *q, uint64_t ino, uint64_t size);
+/* close(2) of a written file, which (unlike the RELEASE behind
+ * queue_close_write) the writer waits for: from here on a crash must not
+ * count the file as interrupted. */
+void queue_flushed(struct queue *q, uint64_t ino, uint64_t size);
 /* A write, truncate or fallocate failed (ENOSPC...): at its close the file
  * is failed instead of queued, since it is not what the writer meant. */
 void queue_write_failed(struct queue *q, uint64_t ino, int err);

@@ -7,12 +7,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,6 +30,7 @@
 #define REPLY_BODY_MAX (1024 * 1024)
 #define KEY_CHECK_MS 1000
 #define POLL_MAX_MS 1000
+#define JOURNAL_SYNC_MS 1000
 
 struct upload_part {
 	int fd;
@@ -62,6 +65,10 @@ struct uploader {
 	struct upload_job *jobs;
 	struct apikey_stamp key_stamp;
 	int64_t next_key_check;
+	int inotify_fd;     /* watches the key file's folder; -1: poll instead */
+	char *key_name;     /* the key file's name in that folder */
+	bool key_file_changed;
+	int64_t last_sync_ms;
 };
 
 static void uploader_wake(void *arg)
@@ -69,6 +76,48 @@ static void uploader_wake(void *arg)
 	struct uploader *u = arg;
 
 	curl_multi_wakeup(u->multi);
+}
+
+/* Watch the folder, not the file: editors and "mv new key" replace it. */
+static void watch_key_file(struct uploader *u)
+{
+	char *dir_copy, *name_copy;
+
+	u->inotify_fd = -1;
+	if (!u->opt->api_key_file)
+		return;
+	dir_copy = strdup(u->opt->api_key_file);
+	name_copy = strdup(u->opt->api_key_file);
+	if (dir_copy && name_copy) {
+		u->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		if (u->inotify_fd >= 0 &&
+		    inotify_add_watch(u->inotify_fd, dirname(dir_copy),
+				      IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0) {
+			log_warn("cannot watch the API key file (%s); checking it every second instead",
+				 strerror(errno));
+			close(u->inotify_fd);
+			u->inotify_fd = -1;
+		}
+		u->key_name = strdup(basename(name_copy));
+	}
+	free(dir_copy);
+	free(name_copy);
+}
+
+static void read_key_events(struct uploader *u)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+
+	while ((n = read(u->inotify_fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+
+			if (ev->len && u->key_name && strcmp(ev->name, u->key_name) == 0)
+				u->key_file_changed = true;
+			p += sizeof(*ev) + ev->len;
+		}
+	}
 }
 
 struct uploader *uploader_new(struct queue *q, int files_fd, const struct options *o, char *key)
@@ -88,6 +137,7 @@ struct uploader *uploader_new(struct queue *q, int files_fd, const struct option
 	u->opt = o;
 	u->key = key;
 	apikey_stamp(o, &u->key_stamp);
+	watch_key_file(u);
 	queue_set_waker(q, uploader_wake, u);
 	return u;
 }
@@ -98,6 +148,9 @@ void uploader_free(struct uploader *u)
 		return;
 	queue_set_waker(u->q, NULL, NULL);
 	curl_multi_cleanup(u->multi);
+	if (u->inotify_fd >= 0)
+		close(u->inotify_fd);
+	free(u->key_name);
 	apikey_free(u->key);
 	free(u);
 }
@@ -406,14 +459,18 @@ fail:
 	return rc;
 }
 
-static void start_jobs(struct uploader *u, int64_t now)
+/* Returns how many requests were started. */
+static unsigned start_jobs(struct uploader *u, int64_t now)
 {
 	struct queue_batch batch;
+	unsigned started = 0;
 
 	while (u->running < u->opt->concurrency && queue_take_batch(u->q, now, &batch) > 0) {
 		if (job_start(u, &batch) < 0)
 			break;
+		started++;
 	}
+	return started;
 }
 
 /* ---- results ---- */
@@ -562,7 +619,12 @@ static void check_key(struct uploader *u, int64_t now)
 		reload_key(u, "SIGHUP received: API key re-read");
 		return;
 	}
-	if (now < u->next_key_check || !queue_is_paused(u->q))
+	if (u->key_file_changed) {
+		u->key_file_changed = false;
+		reload_key(u, "API key file changed");
+		return;
+	}
+	if (u->inotify_fd >= 0 || now < u->next_key_check || !queue_is_paused(u->q))
 		return;
 	u->next_key_check = now + KEY_CHECK_MS;
 	apikey_stamp(u->opt, &st);
@@ -584,6 +646,20 @@ static void abandon_jobs(struct uploader *u)
 	}
 }
 
+/* Wait for transfers, the waker, the key file, or the timeout. */
+static void poll_once(struct uploader *u, int timeout_ms)
+{
+	struct curl_waitfd key = {.fd = u->inotify_fd, .events = CURL_WAIT_POLLIN};
+
+	if (u->inotify_fd < 0) {
+		curl_multi_poll(u->multi, NULL, 0, timeout_ms, NULL);
+		return;
+	}
+	curl_multi_poll(u->multi, &key, 1, timeout_ms, NULL);
+	if (key.revents & CURL_WAIT_POLLIN)
+		read_key_events(u);
+}
+
 static void *uploader_main(void *arg)
 {
 	struct uploader *u = arg;
@@ -598,16 +674,19 @@ static void *uploader_main(void *arg)
 
 		check_key(u, now);
 		next = queue_tick(u->q, now);
-		start_jobs(u, now);
-		/* One sync for everything since the last turn: the files just
-		 * taken (before their requests go out), results, closes. */
-		queue_maintain_journal(u->q);
+		/* Before requests go out the journal must say they may have
+		 * (a duplicate reply after a crash is then ours); other records
+		 * (closes, results) are synced in groups at least every second. */
+		if (start_jobs(u, now) > 0 || now - u->last_sync_ms >= JOURNAL_SYNC_MS) {
+			queue_maintain_journal(u->q);
+			u->last_sync_ms = now;
+		}
 		curl_multi_perform(u->multi, &still);
 		if (collect_done(u) > 0)
 			continue;
 		if (next < 0 || next > POLL_MAX_MS)
 			next = POLL_MAX_MS;
-		curl_multi_poll(u->multi, NULL, 0, (int)next, NULL);
+		poll_once(u, (int)next);
 	}
 	abandon_jobs(u);
 	queue_maintain_journal(u->q);

@@ -54,6 +54,20 @@ t.ok(all(m.xattr(r) == "uploaded" for r in data),
      "a duplicate reply for our own earlier attempt counts as uploaded")
 m.stop()
 
+# ---- kill -9 right after close() returned ----
+root = workdir("closed")
+emu = Emulator(root)
+emu.control(hold=True)
+m = Mount(root, emu.url, opts="settle=60000")
+data = write_set(m, "c", 20)
+m.kill9()
+emu.control(hold=False)
+m.restart()
+rc, out, err = m.wait_done()
+t.eq(rc, 0, "files whose close() returned before kill -9 are uploaded after it", out + err)
+stored_once(emu, data, "closed before the crash: each stored once")
+m.stop()
+
 # ---- kill -9 while a file is open for writing ----
 root = workdir("interrupted")
 emu = Emulator(root)

@@ -4,6 +4,7 @@ new write queues the file again; a wrong key pauses without failing
 anything and resumes when the key file changes.  (Retries of server
 errors are in mount_durability.t.)"""
 import os
+import signal
 import time
 
 from mountlib import GOOD_KEY, Emulator, Mount, Tap, require_fuse, sha256, wait_until, workdir
@@ -66,4 +67,21 @@ t.eq(len(emu.samples()), 5, "all files arrive after the key is fixed")
 t.ok("ei_wrong" not in m.log() and GOOD_KEY not in m.log(), "no key in the log")
 m.stop()
 
+# ---- a wrong key accepted later: SIGHUP resumes ----
+root = workdir("sighup")
+emu = Emulator(root)
+m = Mount(root, emu.url, key="ei_other", opts="settle=50")
+m.write("training/h/a.json", b'{"h": 1}')
+wait_until(lambda: any(r["status"] == 401 for r in emu.requests()), 10)
+time.sleep(1.5)
+t.eq(m.xattr("training/h/a.json"), "pending", "paused on 401: pending, not retried on its own")
+n401 = sum(1 for r in emu.requests() if r["status"] == 401)
+t.eq(n401, 1, "no requests while paused")
+emu.control(api_keys=[GOOD_KEY, "ei_other"])
+m.proc.send_signal(signal.SIGHUP)
+rc, out, err = m.wait_done(timeout=20)
+t.eq(rc, 0, "SIGHUP resumes uploads")
+t.ok(os.path.ismount(m.mnt), "and does not unmount")
+t.ok("SIGHUP" in m.log(), "the resume is logged", m.log())
+m.stop()
 t.done()
