@@ -20,6 +20,7 @@ void options_init(struct options *o)
 	o->batch = 100;
 	o->backoff_ms = 1000;
 	o->backoff_max_ms = 300000;
+	o->timeout_s = 120;
 	o->log_level = LOG_LEVEL_INFO;
 }
 
@@ -122,6 +123,8 @@ int options_set(struct options *o, const char *key, const char *value, bool from
 		return parse_uint(key, value, 1, 1000, &o->batch, err, errsz);
 	if (strcmp(key, "backoff") == 0)
 		return parse_uint(key, value, 1, 300000, &o->backoff_ms, err, errsz);
+	if (strcmp(key, "timeout") == 0)
+		return parse_uint(key, value, 1, 3600, &o->timeout_s, err, errsz);
 	if (strcmp(key, "backoff_max") == 0)
 		return parse_uint(key, value, 1, 300000, &o->backoff_max_ms, err, errsz);
 	if (strcmp(key, "allow_duplicates") == 0)
@@ -330,6 +333,7 @@ void options_usage(FILE *out)
 	      "  concurrency=N        parallel requests (4)\n"
 	      "  backoff=MS           first retry delay (1000)\n"
 	      "  backoff_max=MS       longest retry delay, at most 5 minutes (300000)\n"
+	      "  timeout=S            give up on a request without progress for S s (120)\n"
 	      "  allow_duplicates     do not ask the service to refuse duplicates\n"
 	      "  add_date_id          make stored sample names unique\n"
 	      "  no_label_infer       files directly under a category get no label\n"

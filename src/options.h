@@ -25,6 +25,7 @@ struct options {
 	unsigned batch;
 	unsigned backoff_ms;
 	unsigned backoff_max_ms;
+	unsigned timeout_s; /* a transfer without progress this long is abandoned */
 	bool allow_duplicates, add_date_id, no_label_infer, insecure;
 	enum log_level log_level;
 	char *fuse_opts; /* options we do not know, handed to FUSE */

@@ -329,10 +329,10 @@ static void set_transfer_options(struct upload_job *job, const char *url)
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, job->errbuf);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, PACKAGE_NAME "/" PACKAGE_VERSION);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 30L);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, o->timeout_s < 30 ? (long)o->timeout_s : 30L);
 	/* A stalled server must not hold files forever. */
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 120L);
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)o->timeout_s);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	if (o->cafile)

@@ -128,6 +128,19 @@ t.eq(rc, 0, "the next mount uploads them")
 stored_once(emu, data, "after unmount and remount: each stored once")
 m.stop()
 
+# ---- a stalled service: the transfer times out and is retried ----
+root = workdir("stall")
+emu = Emulator(root)
+emu.control(stall_ms=30000)
+m = Mount(root, emu.url, opts="settle=20,timeout=1,backoff=100,backoff_max=200")
+m.write("training/s/a.json", b'{"stall": 1}')
+ok = wait_until(lambda: "next attempt" in m.xattr("training/s/a.json", "result"), 10)
+t.ok(ok, "a stalled request times out and is retried", m.xattr("training/s/a.json", "result"))
+emu.control(stall_ms=0)
+rc, out, err = m.wait_done()
+t.eq(rc, 0, "and goes up once the service answers again")
+m.stop()
+
 # ---- a damaged journal ----
 root = workdir("journal")
 port = free_port()
