@@ -83,7 +83,9 @@ void apikey_take_from_env(void)
 
 	if (env && *env && !env_key) {
 		env_key = strdup(env);
-		/* Nothing we run should inherit it. */
+		/* unsetenv only drops the pointer; the bytes would stay readable
+		 * in /proc/PID/environ.  Nothing we run should inherit it either. */
+		explicit_bzero((char *)env, strlen(env));
 		unsetenv("EI_API_KEY");
 	}
 }

@@ -143,6 +143,7 @@ static int truncate_path(const char *path, off_t size)
 	}
 	queue_open_write(c->q, (uint64_t)st.st_ino, rel(path));
 	queue_written(c->q, (uint64_t)st.st_ino);
+	queue_flushed(c->q, (uint64_t)st.st_ino, (uint64_t)size);
 	queue_close_write(c->q, (uint64_t)st.st_ino, (uint64_t)size);
 out:
 	close(fd);
@@ -291,7 +292,8 @@ static int fs_rename(const char *from, const char *to, unsigned int flags)
 		return -errno;
 	if (replaces)
 		queue_removed(c->q, (uint64_t)dst.st_ino);
-	queue_renamed(c->q, rel(from), rel(to), (uint64_t)src.st_ino, S_ISDIR(src.st_mode));
+	queue_renamed(c->q, rel(from), rel(to), (uint64_t)src.st_ino, (uint64_t)src.st_size,
+		      S_ISDIR(src.st_mode));
 	return 0;
 }
 
@@ -443,6 +445,8 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 	if (h->writable) {
 		uint64_t size = fstat(h->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
 
+		if (atomic_exchange(&h->written, false)) /* no FLUSH came */
+			queue_flushed(ctx()->q, h->ino, size);
 		queue_close_write(ctx()->q, h->ino, size);
 	}
 	close(h->fd);

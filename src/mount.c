@@ -86,6 +86,22 @@ static int parse_options(struct mount_state *m, int argc, char **argv, bool *exi
 	return 0;
 }
 
+/* Daemonizing moves us to "/": relative paths must be made whole first. */
+static int make_absolute(char **path)
+{
+	char cwd[PATH_MAX], *abs;
+
+	if (!*path || (*path)[0] == '/')
+		return 0;
+	if (!getcwd(cwd, sizeof(cwd)))
+		return fail("cannot resolve %s: %s", *path, strerror(errno));
+	if (asprintf(&abs, "%s/%s", cwd, *path) < 0)
+		return fail("out of memory");
+	free(*path);
+	*path = abs;
+	return 0;
+}
+
 static int check_mountpoint(struct mount_state *m)
 {
 	char real[PATH_MAX];
@@ -292,7 +308,9 @@ int mount_main(int argc, char **argv)
 		goto out;
 	}
 	m.curl_ready = true;
-	if ((rc = check_mountpoint(&m)) || (rc = load_key(&m)) || (rc = open_spool(&m)) ||
+	if ((rc = make_absolute(&m.opt.spool)) || (rc = make_absolute(&m.opt.api_key_file)) ||
+	    (rc = make_absolute(&m.opt.cafile)) || (rc = check_mountpoint(&m)) ||
+	    (rc = load_key(&m)) || (rc = open_spool(&m)) ||
 	    (rc = create_uploader(&m)) || (rc = start_fuse(&m, argv[0])))
 		goto out;
 	rc = run(&m);

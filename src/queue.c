@@ -34,6 +34,9 @@ struct entry {
 	bool seen;       /* recovery: found in the spool */
 	int write_error; /* errno of a failed write in this writing session */
 	bool close_journaled; /* the QUEUED record of this content is written */
+	unsigned dirty_handles; /* open handles written since their last close */
+	char *parked_path;    /* where it was uploaded from, while hidden */
+	enum file_state parked_state;
 	char *result;
 	struct entry *hash_next;
 	struct entry *prev, *next;
@@ -178,6 +181,7 @@ static void entry_set_result(struct entry *e, const char *text)
 
 static void entry_free(struct entry *e)
 {
+	free(e->parked_path);
 	free(e->path);
 	free(e->result);
 	free(e);
@@ -273,6 +277,8 @@ static void entry_make_pending(struct queue *q, struct entry *e, int64_t due_ms)
  * attempts, and make results of requests in flight stale. */
 static void entry_reset_attempts(struct entry *e)
 {
+	free(e->parked_path);
+	e->parked_path = NULL;
 	e->generation++;
 	e->attempts = 0;
 	e->maybe_sent = false;
@@ -352,6 +358,7 @@ void queue_written(struct queue *q, uint64_t ino)
 	pthread_mutex_lock(&q->lock);
 	e = entry_find(q, ino);
 	if (e) {
+		e->dirty_handles++;
 		entry_reset_attempts(e);
 		if (e->state != FILE_WRITING)
 			e->write_error = 0;
@@ -382,8 +389,10 @@ void queue_flushed(struct queue *q, uint64_t ino, uint64_t size)
 
 	pthread_mutex_lock(&q->lock);
 	e = entry_find(q, ino);
-	/* Another writer still open: the content is not final yet. */
-	if (e && e->state == FILE_WRITING && e->writers <= 1 && !e->write_error) {
+	if (e && e->dirty_handles > 0)
+		e->dirty_handles--;
+	/* Another handle that wrote is still open: the content is not final. */
+	if (e && e->dirty_handles == 0 && e->state == FILE_WRITING && !e->write_error) {
 		e->size = size;
 		journal_note(q, e, JOURNAL_QUEUED);
 		e->close_journaled = true;
@@ -441,19 +450,56 @@ static bool same_destination(const char *a, const char *b)
 }
 
 /* The rules of DESIGN.md "Layout" for a file that now lives at NEW_PATH. */
+/* An uploaded file put in the trash or a hidden folder remembers where it
+ * was, so that bringing it back unchanged does not send it again. */
+static void entry_park(struct entry *e, char *old_path)
+{
+	free(e->parked_path);
+	e->parked_path = old_path;
+	e->parked_state = e->state;
+}
+
+static bool entry_unpark(struct queue *q, struct entry *e)
+{
+	bool back = e->parked_path && same_destination(e->parked_path, e->path);
+
+	if (back) {
+		e->state = e->parked_state;
+		journal_note(q, e, JOURNAL_DONE);
+	}
+	free(e->parked_path);
+	e->parked_path = NULL;
+	return back;
+}
+
+static void entry_hide(struct queue *q, struct entry *e, char *old_path)
+{
+	if (e->state == FILE_UPLOADED || e->state == FILE_DUPLICATE) {
+		entry_park(e, old_path);
+		old_path = NULL;
+	}
+	free(old_path);
+	list_unlink(q, e);
+	e->generation++;
+	e->state = FILE_IGNORED;
+}
+
+/* The rules of DESIGN.md "Layout" for a file that now lives at NEW_PATH. */
 static void entry_moved(struct queue *q, struct entry *e, char *new_path)
 {
 	bool dest_changed = !same_destination(e->path, new_path);
-	const char *reason = ignored_reason(new_path);
+	char *old_path = e->path;
 	int64_t now = clock_now_ms();
 
-	free(e->path);
 	e->path = new_path;
-	if (reason) {
-		list_unlink(q, e);
-		e->generation++;
-		e->state = FILE_IGNORED;
+	if (ignored_reason(new_path)) {
+		if (e->state != FILE_IGNORED) {
+			entry_hide(q, e, old_path);
+			old_path = NULL;
+		}
 	} else if (e->state == FILE_IGNORED) {
+		if (entry_unpark(q, e))
+			goto out;
 		/* rsync, gio and safe-save editors: the rename is the signal. */
 		entry_reset_attempts(e);
 		e->state = FILE_WRITING;
@@ -464,11 +510,21 @@ static void entry_moved(struct queue *q, struct entry *e, char *new_path)
 			journal_note(q, e, JOURNAL_QUEUED);
 			entry_make_pending(q, e, now);
 		}
+	} else if (dest_changed && e->state == FILE_UPLOADING) {
+		/* Send again with the new label; the request in flight may still
+		 * land, so a duplicate reply then is our own copy. */
+		e->generation++;
+		e->maybe_sent = true;
+		entry_set_result(e, NULL);
+		journal_note(q, e, JOURNAL_QUEUED);
+		entry_make_pending(q, e, now);
 	} else if (dest_changed && e->state != FILE_WRITING && e->state != FILE_PENDING) {
 		entry_reset_attempts(e);
 		journal_note(q, e, JOURNAL_QUEUED);
 		entry_make_pending(q, e, now);
 	}
+out:
+	free(old_path);
 }
 
 static char *join_moved_path(const char *to, const char *rest)
@@ -501,7 +557,7 @@ static void dir_moved(struct queue *q, const char *from, const char *to)
 }
 
 void queue_renamed(struct queue *q, const char *from, const char *to, uint64_t ino,
-		   bool is_dir)
+		   uint64_t size, bool is_dir)
 {
 	struct entry *e;
 	char *np;
@@ -515,6 +571,8 @@ void queue_renamed(struct queue *q, const char *from, const char *to, uint64_t i
 	if (!e) {
 		/* Unknown until now (made outside the mount): judge it as it is. */
 		e = entry_create(q, ino, to);
+		if (e)
+			e->size = size;
 		if (e && e->state == FILE_WRITING) {
 			journal_note(q, e, JOURNAL_QUEUED);
 			entry_make_pending(q, e, clock_now_ms());
@@ -705,19 +763,18 @@ static int batch_start(struct queue *q, struct queue_batch *b, const struct layo
 
 /* Once a request may reach the service, a duplicate reply after a crash
  * is our own copy: remember that the attempt started. */
-static void journal_note_sent(struct queue *q, const struct queue_batch *b)
+void queue_note_sending(struct queue *q, const struct queue_item *const items[], size_t n)
 {
-	struct journal_record *r;
+	struct journal_record *r = calloc(n ? n : 1, sizeof(*r));
 
-	if (!q->journal || b->count == 0)
-		return;
-	r = calloc(b->count, sizeof(*r));
 	if (!r)
 		return;
-	for (size_t i = 0; i < b->count; i++)
-		r[i] = (struct journal_record){.kind = JOURNAL_SENT, .ino = b->items[i].ino,
-					       .path = b->items[i].path};
-	journal_note_many(q, r, b->count);
+	for (size_t i = 0; i < n; i++)
+		r[i] = (struct journal_record){.kind = JOURNAL_SENT, .ino = items[i]->ino,
+					       .path = items[i]->path};
+	pthread_mutex_lock(&q->lock);
+	journal_note_many(q, r, n);
+	pthread_mutex_unlock(&q->lock);
 	free(r);
 }
 
@@ -751,7 +808,6 @@ size_t queue_take_batch(struct queue *q, int64_t now, struct queue_batch *b)
 		list_unlink(q, e);
 		e->state = FILE_UPLOADING;
 	}
-	journal_note_sent(q, b);
 out:
 	pthread_mutex_unlock(&q->lock);
 	if (started && b->count == 0)
@@ -791,6 +847,8 @@ static void entry_schedule_retry(struct queue *q, struct entry *e, const struct 
 	e->attempts++;
 	e->maybe_sent = e->maybe_sent || r->maybe_sent;
 	delay = r->retry_after_ms ? r->retry_after_ms : backoff_ms(q, e->attempts, jitter);
+	if (delay > q->cfg.backoff_max_ms)
+		delay = q->cfg.backoff_max_ms;
 	at = (time_t)(clock_wall_s() + (delay + 999) / 1000);
 	localtime_r(&at, &tm);
 	strftime(when, sizeof(when), "%H:%M:%S", &tm);
@@ -822,7 +880,7 @@ static void entry_apply_result(struct queue *q, struct entry *e, const struct qu
 		entry_schedule_retry(q, e, r, now, jitter);
 		break;
 	case QUEUE_REQUEUE:
-		entry_make_pending(q, e, now);
+		entry_make_pending(q, e, now + r->retry_after_ms);
 		break;
 	}
 }

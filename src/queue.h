@@ -64,7 +64,8 @@ struct queue_result {
 	const struct queue_item *item;
 	enum queue_outcome outcome;
 	const char *text;
-	unsigned retry_after_ms; /* QUEUE_RETRY: server's wish, 0 for backoff */
+	unsigned retry_after_ms; /* QUEUE_RETRY: server's wish, 0 for backoff;
+				    QUEUE_REQUEUE: how long to wait */
 	bool maybe_sent;         /* QUEUE_RETRY: the service may have stored it */
 };
 
@@ -79,7 +80,9 @@ void queue_set_waker(struct queue *q, void (*wake)(void *), void *arg);
 
 /* Front-end events. */
 void queue_open_write(struct queue *q, uint64_t ino, const char *path);
-/* New content in a file already opened for writing (queue_open_write). */
+/* New content in a file already opened for writing (queue_open_write):
+ * one call each time a handle goes from clean to written, matched by one
+ * queue_flushed when that handle is closed. */
 void queue_written(struct queue *q, uint64_t ino);
 void queue_close_write(struct queue *q, uint64_t ino, uint64_t size);
 /* close(2) of a written file, which (unlike the RELEASE behind
@@ -90,7 +93,7 @@ void queue_flushed(struct queue *q, uint64_t ino, uint64_t size);
  * is failed instead of queued, since it is not what the writer meant. */
 void queue_write_failed(struct queue *q, uint64_t ino, int err);
 void queue_renamed(struct queue *q, const char *from, const char *to, uint64_t ino,
-		   bool is_dir);
+		   uint64_t size, bool is_dir);
 void queue_removed(struct queue *q, uint64_t ino);
 /* Re-queue a failed file, or hurry one that waits for a retry. */
 int queue_retry(struct queue *q, uint64_t ino);
@@ -110,6 +113,8 @@ int64_t queue_tick(struct queue *q, int64_t now_ms);
  * number taken; 0 when nothing is due or the queue is paused. */
 size_t queue_take_batch(struct queue *q, int64_t now_ms, struct queue_batch *batch);
 void queue_batch_free(struct queue_batch *batch);
+/* These files are about to go out (journaled, for crash recovery). */
+void queue_note_sending(struct queue *q, const struct queue_item *const items[], size_t n);
 void queue_report(struct queue *q, const struct queue_result *results, size_t n,
 		  int64_t now_ms);
 /* Recovery at start (see journal.h): replay every journal record, then

@@ -120,8 +120,8 @@ static const cJSON *match_entry(const cJSON *files, size_t i, const char *name, 
 	return NULL;
 }
 
-static void judge_files(const cJSON *files, long status, size_t n, const char *const names[],
-			struct reply_file out[])
+static void judge_files(const cJSON *files, long status, const char *top_error, size_t n,
+			const char *const names[], struct reply_file out[])
 {
 	size_t nentries = (size_t)cJSON_GetArraySize(files);
 	bool *used;
@@ -139,6 +139,10 @@ static void judge_files(const cJSON *files, long status, size_t n, const char *c
 
 		if (e) {
 			judge_entry(e, status, &out[i]);
+		} else if (status == 400) {
+			/* A 400 is final even for files it forgot to list. */
+			out[i].outcome = REPLY_REJECTED;
+			snprintf(out[i].text, sizeof(out[i].text), "HTTP 400: %s", top_error);
 		} else {
 			out[i].outcome = REPLY_RETRY;
 			snprintf(out[i].text, sizeof(out[i].text),
@@ -155,8 +159,9 @@ static void classify_json(long status, const cJSON *root, const char *body, size
 	const cJSON *ok = cJSON_GetObjectItemCaseSensitive(root, "success");
 	char msg[REPLY_TEXT_MAX - 16], text[REPLY_TEXT_MAX];
 
+	server_message(root, body, len, msg, sizeof(msg));
 	if (cJSON_IsArray(files)) {
-		judge_files(files, status, n, names, out);
+		judge_files(files, status, msg, n, names, out);
 		return;
 	}
 	if (status == 200 && cJSON_IsTrue(ok)) {
@@ -165,7 +170,6 @@ static void classify_json(long status, const cJSON *root, const char *body, size
 			snprintf(out[i].text, sizeof(out[i].text), "%s", names[i]);
 		return;
 	}
-	server_message(root, body, len, msg, sizeof(msg));
 	snprintf(text, sizeof(text), "HTTP %ld: %s", status, msg);
 	set_all(n, out, status == 200 ? REPLY_RETRY : REPLY_REJECTED, text);
 }

@@ -31,11 +31,13 @@
 #define KEY_CHECK_MS 1000
 #define POLL_MAX_MS 1000
 #define JOURNAL_SYNC_MS 1000
+#define MOVED_RECHECK_MS 1000
 
 struct upload_part {
 	int fd;
 	bool skipped; /* already reported without being sent */
 	uint64_t size, offset;
+	char why[128]; /* why it was skipped, for the result */
 };
 
 struct upload_job {
@@ -49,6 +51,7 @@ struct upload_job {
 	char *body;
 	size_t body_len;
 	char errbuf[CURL_ERROR_SIZE];
+	unsigned key_generation; /* which key the request carried */
 	struct upload_job *prev, *next; /* requests in flight */
 };
 
@@ -57,6 +60,7 @@ struct uploader {
 	int files_fd;
 	const struct options *opt;
 	char *key;
+	unsigned key_generation; /* bumped at every reload */
 	CURLM *multi;
 	pthread_t thread;
 	atomic_bool stop, key_reload;
@@ -264,11 +268,20 @@ static int open_part(struct upload_job *job, size_t i, struct queue_result *res)
 	struct stat st;
 
 	p->fd = openat(job->u->files_fd, it->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (p->fd < 0 && errno != ENOENT && errno != ELOOP) {
+		/* EACCES, EMFILE...: back off like any failed attempt. */
+		snprintf(p->why, sizeof(p->why), "cannot open the spool file: %s", strerror(errno));
+		res->outcome = QUEUE_RETRY;
+		res->text = p->why;
+		goto skip;
+	}
 	if (p->fd < 0 || fstat(p->fd, &st) < 0 || !S_ISREG(st.st_mode) ||
 	    (uint64_t)st.st_ino != it->ino) {
-		/* Moved or removed since it was queued: the queue knows better. */
+		/* Moved or removed just now: the queue learns where it went
+		 * in a moment.  Look again a little later, not at once. */
 		res->outcome = QUEUE_REQUEUE;
 		res->text = "";
+		res->retry_after_ms = MOVED_RECHECK_MS;
 		goto skip;
 	}
 	if ((uint64_t)st.st_size > LAYOUT_MAX_FILE_SIZE) {
@@ -361,6 +374,19 @@ static void job_free(struct upload_job *job)
 	free(job);
 }
 
+/* From here the files may reach the service: the journal must know. */
+static void note_sending(struct upload_job *job)
+{
+	const struct queue_item *items[job->nsent ? job->nsent : 1];
+	size_t n = 0;
+
+	for (size_t i = 0; i < job->batch.count; i++) {
+		if (!job->parts[i].skipped)
+			items[n++] = &job->batch.items[i];
+	}
+	queue_note_sending(job->u->q, items, n);
+}
+
 /* Report the files we could not even send, and open the rest. */
 static int job_open_parts(struct upload_job *job)
 {
@@ -378,6 +404,8 @@ static int job_open_parts(struct upload_job *job)
 			job->nsent++;
 	}
 	queue_report(job->u->q, skipped, nskipped, clock_now_ms());
+	if (rc == 0)
+		note_sending(job);
 	return rc;
 }
 
@@ -416,6 +444,7 @@ static void job_unlink(struct uploader *u, struct upload_job *job)
 	u->running--;
 }
 
+/* Returns 1 when a request started, 0 when none was needed, or -errno. */
 static int job_start(struct uploader *u, struct queue_batch *batch)
 {
 	struct upload_job *job = calloc(1, sizeof(*job));
@@ -427,6 +456,7 @@ static int job_start(struct uploader *u, struct queue_batch *batch)
 		return -ENOMEM;
 	}
 	job->u = u;
+	job->key_generation = u->key_generation;
 	job->batch = *batch;
 	job->parts = calloc(batch->count, sizeof(*job->parts));
 	for (size_t i = 0; job->parts && i < batch->count; i++)
@@ -441,7 +471,7 @@ static int job_start(struct uploader *u, struct queue_batch *batch)
 	if (job->nsent == 0) {
 		job_free(job);
 		free(url);
-		return 0;
+		return 0; /* nothing left to send */
 	}
 	set_transfer_options(job, url);
 	if (curl_multi_add_handle(u->multi, job->easy) != CURLM_OK) {
@@ -450,7 +480,7 @@ static int job_start(struct uploader *u, struct queue_batch *batch)
 	}
 	job_link(u, job);
 	free(url);
-	return 0;
+	return 1;
 fail:
 	log_error("cannot start an upload request: %s", strerror(-rc));
 	free(url);
@@ -466,9 +496,11 @@ static unsigned start_jobs(struct uploader *u, int64_t now)
 	unsigned started = 0;
 
 	while (u->running < u->opt->concurrency && queue_take_batch(u->q, now, &batch) > 0) {
-		if (job_start(u, &batch) < 0)
+		int rc = job_start(u, &batch);
+
+		if (rc < 0)
 			break;
-		started++;
+		started += (unsigned)rc;
 	}
 	return started;
 }
@@ -518,8 +550,13 @@ static enum queue_outcome outcome_of(enum reply_outcome r)
 	}
 }
 
-static void note_reply(struct uploader *u, long status, const struct reply_file *first)
+static void note_reply(struct upload_job *job, long status, const struct reply_file *first)
 {
+	struct uploader *u = job->u;
+
+	/* A refusal of a key we have since replaced says nothing. */
+	if (status == 401 && job->key_generation != u->key_generation)
+		return;
 	if (status == 401 && !queue_is_paused(u->q)) {
 		log_error("the service refused the API key (%s); uploads are paused until the key "
 			  "file changes or ingestfs gets SIGHUP",
@@ -548,7 +585,7 @@ static void report_reply(struct upload_job *job, long status)
 	}
 	reply_classify(status, job->body, job->body_len, n, names, replies);
 	curl_easy_getinfo(job->easy, CURLINFO_RETRY_AFTER, &retry_after);
-	note_reply(job->u, status, &replies[0]);
+	note_reply(job, status, &replies[0]);
 	k = 0;
 	for (size_t i = 0; i < job->batch.count; i++) {
 		if (job->parts[i].skipped)
@@ -606,6 +643,7 @@ static void reload_key(struct uploader *u, const char *why)
 	}
 	apikey_free(u->key);
 	u->key = key;
+	u->key_generation++;
 	if (queue_is_paused(u->q))
 		log_info("%s; resuming uploads", why);
 	queue_resume(u->q);
@@ -624,7 +662,9 @@ static void check_key(struct uploader *u, int64_t now)
 		reload_key(u, "API key file changed");
 		return;
 	}
-	if (u->inotify_fd >= 0 || now < u->next_key_check || !queue_is_paused(u->q))
+	/* Also with inotify: a symlinked key (a mounted secret) changes where
+	 * inotify does not look. */
+	if (now < u->next_key_check || !queue_is_paused(u->q))
 		return;
 	u->next_key_check = now + KEY_CHECK_MS;
 	apikey_stamp(u->opt, &st);

@@ -91,4 +91,35 @@ t.ok(doc["files"][0]["path"].endswith("training/a/one.json"), "--json file path"
 rc, out, err = m.status_cmd(m.path("training/a/one.json"))
 t.ok(rc == 0 and "uploaded" in out and "one.json" in out, "status of one file", out)
 t.eq(m.stop(), 0, "clean unmount")
+
+# The key given in the environment does not stay readable there.
+m = Mount(root, emu.url, key="", opts="settle=0", mnt=os.path.join(root, "mnt3"),
+          env={"EI_API_KEY": GOOD_KEY})
+m.write("training/e/x.json", b'{"env": 1}')
+t.eq(m.wait_done()[0], 0, "a key from EI_API_KEY works")
+with open("/proc/%d/environ" % m.proc.pid, "rb") as f:
+    environ = f.read()
+t.ok(GOOD_KEY.encode() not in environ, "and is not left in /proc/PID/environ")
+with open("/proc/%d/cmdline" % m.proc.pid, "rb") as f:
+    t.ok(GOOD_KEY.encode() not in f.read(), "nor in the command line")
+m.stop()
+
+# Daemonized (no -f) with relative paths: they still work after the chdir.
+mnt4 = os.path.join(root, "mnt4")
+os.mkdir(mnt4)
+r = subprocess.run([BIN, "-o", "url=%s,api_key_file=key,spool=relspool,settle=0" % emu.url, "mnt4"],
+                   cwd=root, env=env, capture_output=True, text=True, timeout=30)
+t.eq(r.returncode, 0, "daemonizing mount returns 0 once mounted", r.stderr)
+try:
+    p = os.path.join(mnt4, "training", "r.json")
+    with open(p, "wb") as f:
+        f.write(b'{"rel": 1}')
+    os.setxattr(p, "user.comment", b"kept")
+    t.eq(os.getxattr(p, "user.comment"), b"kept", "user xattrs work with a relative spool")
+    t.ok(os.path.isdir(os.path.join(root, "relspool", "files")), "the relative spool is where asked")
+    rc = subprocess.run([BIN, "status", "--wait", "--timeout", "20", p],
+                        capture_output=True).returncode
+    t.eq(rc, 0, "the relative key file was read")
+finally:
+    subprocess.run(["fusermount3", "-u", mnt4])
 t.done()

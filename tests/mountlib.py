@@ -194,8 +194,11 @@ class Mount:
         self.key_file = os.path.join(root, "key")
         self.stderr_path = os.path.join(root, "ingestfs.log")
         os.makedirs(self.mnt, exist_ok=True)
-        self.write_key(key)
-        options = "url=%s,api_key_file=%s,spool=%s" % (url, self.key_file, self.spool)
+        if key:
+            self.write_key(key)
+        options = "url=%s,spool=%s" % (url, self.spool)
+        if key:
+            options += ",api_key_file=" + self.key_file
         if opts:
             options += "," + opts
         self.cmd = [BIN, "-f", "-o", options, self.mnt]

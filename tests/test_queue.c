@@ -32,6 +32,7 @@ static void write_file(struct queue *q, uint64_t ino, const char *path, uint64_t
 {
 	queue_open_write(q, ino, path);
 	queue_written(q, ino);
+	queue_flushed(q, ino, size);
 	queue_close_write(q, ino, size);
 }
 
@@ -163,24 +164,72 @@ static void test_renames(void)
 
 	write_file(q, 1, "training/car/.a.jpg.XYZ", 10);
 	is_int(state(q, 1), FILE_IGNORED, "rsync temp file is ignored");
-	queue_renamed(q, "training/car/.a.jpg.XYZ", "training/car/a.jpg", 1, false);
+	queue_renamed(q, "training/car/.a.jpg.XYZ", "training/car/a.jpg", 1, 10, false);
 	is_int(state(q, 1), FILE_PENDING, "renamed into place: pending at once");
 	queue_take_batch(q, fake_now, &b);
 	report_all(q, &b, QUEUE_UPLOADED, false);
 	queue_batch_free(&b);
-	queue_renamed(q, "training/car/a.jpg", "training/bus/a.jpg", 1, false);
+	queue_renamed(q, "training/car/a.jpg", "training/bus/a.jpg", 1, 10, false);
 	is_int(state(q, 1), FILE_PENDING, "an uploaded file moved to another label goes again");
-	queue_renamed(q, "training/bus", "training/van", 0, true);
+	queue_renamed(q, "training/bus", "training/van", 0, 10, true);
 	is_int(queue_take_batch(q, fake_now, &b), 1, "label folder renamed");
 	is_str(b.label, "van", "new label used");
 	is_str(b.items[0].path, "training/van/a.jpg", "new path used");
 	queue_batch_free(&b);
-	queue_renamed(q, "training/van/a.jpg", "training/van/a.jpg.part", 1, false);
+	queue_renamed(q, "training/van/a.jpg", "training/van/a.jpg.part", 1, 10, false);
 	is_int(state(q, 1), FILE_IGNORED, "renamed to a temp name: ignored");
 	queue_count(q, "training", &c);
 	is_int(c.n[FILE_IGNORED], 1, "summary counts ignored");
 	queue_count(q, "testing", &c);
 	is_int(c.n[FILE_IGNORED], 0, "summary is per subtree");
+	queue_free(q);
+}
+
+static void test_moves_keep_history(void)
+{
+	struct queue *q = new_queue(0);
+	struct queue_batch b;
+	struct queue_result r;
+
+	write_file(q, 1, "training/car/a.jpg", 10);
+	queue_take_batch(q, fake_now, &b);
+	report_all(q, &b, QUEUE_UPLOADED, false);
+	queue_batch_free(&b);
+	queue_renamed(q, "training/car", "training/.car", 0, 0, true);
+	is_int(state(q, 1), FILE_IGNORED, "moved into a hidden folder: ignored");
+	queue_renamed(q, "training/.car", "training/car", 0, 0, true);
+	is_int(state(q, 1), FILE_UPLOADED, "moved back unchanged: uploaded again, not re-sent");
+	queue_renamed(q, "training/car/a.jpg", "training/.Trash-0/a.jpg", 1, 10, false);
+	queue_renamed(q, "training/.Trash-0/a.jpg", "training/bus/a.jpg", 1, 10, false);
+	is_int(state(q, 1), FILE_PENDING, "restored to another label: sent there");
+	queue_take_batch(q, fake_now, &b);
+	is_str(b.label, "bus", "with its new label");
+	report_all(q, &b, QUEUE_UPLOADED, false);
+	queue_batch_free(&b);
+
+	write_file(q, 2, "training/car/b.jpg", 10);
+	queue_take_batch(q, fake_now, &b);
+	queue_renamed(q, "training/car/b.jpg", "training/van/b.jpg", 2, 10, false);
+	is_int(state(q, 2), FILE_PENDING, "moved while uploading: queued again");
+	r = (struct queue_result){.item = &b.items[0], .outcome = QUEUE_RETRY, .text = "x",
+				  .maybe_sent = true};
+	queue_report(q, &r, 1, fake_now);
+	queue_batch_free(&b);
+	is_int(state(q, 2), FILE_PENDING, "the old request's result is dropped");
+	queue_take_batch(q, fake_now + 100000, &b);
+	is_str(b.label, "van", "sent with the new label");
+	report_all(q, &b, QUEUE_DUPLICATE, false);
+	queue_batch_free(&b);
+	is_int(state(q, 2), FILE_UPLOADED, "a duplicate then is the copy the old request stored");
+
+	write_file(q, 3, "training/c.json", 10);
+	queue_take_batch(q, fake_now, &b);
+	r = (struct queue_result){.item = &b.items[0], .outcome = QUEUE_RETRY, .text = "429",
+				  .retry_after_ms = 3600000};
+	queue_report(q, &r, 1, fake_now);
+	queue_batch_free(&b);
+	is_int(queue_take_batch(q, fake_now + 300000, &b), 1, "Retry-After is capped at backoff_max");
+	queue_batch_free(&b);
 	queue_free(q);
 }
 
@@ -216,6 +265,7 @@ int main(void)
 	test_retry_and_duplicates();
 	test_stale_results();
 	test_renames();
+	test_moves_keep_history();
 	test_limits_and_pause();
 	return done_testing();
 }

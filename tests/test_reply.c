@@ -47,6 +47,10 @@ static void test_matching(void)
 		 names);
 	is_int(out[0].outcome, REPLY_STORED, "the file the reply names is stored");
 	is_int(out[1].outcome, REPLY_RETRY, "a file the reply forgot is retried");
+	classify(400, "{\"success\":false,\"error\":\"Bad\",\"files\":[{\"success\":true,"
+		      "\"fileName\":\"a\"}]}", 2, names);
+	is_int(out[1].outcome, REPLY_REJECTED, "a file a 400 forgot is rejected, not retried");
+	is_str(out[1].text, "HTTP 400: Bad", "with the top-level error");
 }
 
 static void test_status_codes(void)
