@@ -215,6 +215,7 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 		d->offset = offset;
 	}
 	for (;;) {
+		enum fuse_fill_dir_flags fill = 0;
 		struct stat st;
 		off_t next;
 
@@ -226,8 +227,12 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 		memset(&st, 0, sizeof(st));
 		st.st_ino = d->entry->d_ino;
 		st.st_mode = (mode_t)DTTOIF(d->entry->d_type);
+		/* Attributes now save `ls -l` a LOOKUP round trip per entry. */
+		if ((flags & FUSE_READDIR_PLUS) &&
+		    fstatat(dirfd(d->dp), d->entry->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			fill = FUSE_FILL_DIR_PLUS;
 		next = telldir(d->dp);
-		if (filler(buf, d->entry->d_name, &st, next, 0))
+		if (filler(buf, d->entry->d_name, &st, next, fill))
 			break;
 		d->entry = NULL;
 		d->offset = next;
@@ -526,6 +531,13 @@ static bool is_ours(const char *name)
 	return strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) == 0;
 }
 
+/* ACLs and security labels are not kept: answer `ls -l`'s questions for
+ * them at once instead of asking the spool 10,000 times. */
+static bool is_unsupported(const char *name)
+{
+	return strncmp(name, "system.", 7) == 0 || strncmp(name, "security.", 9) == 0;
+}
+
 static int fs_getxattr(const char *path, const char *name, char *value, size_t size)
 {
 	char text[1024], *abs;
@@ -536,6 +548,8 @@ static int fs_getxattr(const char *path, const char *name, char *value, size_t s
 		rc = virtual_xattr(path, name, text, sizeof(text));
 		return rc < 0 ? rc : xattr_reply(text, value, size);
 	}
+	if (is_unsupported(name))
+		return -ENODATA;
 	abs = absolute(path);
 	if (!abs)
 		return -ENOMEM;
@@ -562,6 +576,8 @@ static int fs_setxattr(const char *path, const char *name, const char *value, si
 			return -EPERM;
 		return queue_retry(ctx()->q, (uint64_t)st.st_ino) < 0 ? -ENODATA : 0;
 	}
+	if (is_unsupported(name))
+		return -EOPNOTSUPP;
 	abs = absolute(path);
 	if (!abs)
 		return -ENOMEM;
