@@ -79,11 +79,17 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	 * spool; we work on handles, so paths are not needed for them. */
 	cfg->hard_remove = 1;
 	cfg->nullpath_ok = 1;
+	/* Only this mount changes the spool, so the kernel may cache names,
+	 * attributes and missing names: fewer round trips per create. */
 	cfg->entry_timeout = 1.0;
 	cfg->attr_timeout = 1.0;
-	cfg->negative_timeout = 0;
+	cfg->negative_timeout = 1.0;
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/* Large writes, moved by splice where the kernel can. */
+	conn->max_write = 1024 * 1024;
+	conn->want |= conn->capable & (FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE |
+				       FUSE_CAP_SPLICE_READ);
 	return ctx();
 }
 
