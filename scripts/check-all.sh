@@ -24,6 +24,11 @@ run_build() {
 }
 
 run_build plain --enable-werror
+# The daemon under valgrind for two mount tests: any invalid access or
+# definite leak fails them (exit status 99 at unmount).
+echo "=== plain build: mount tests under valgrind"
+(cd "$top/_build/plain" && INGESTFS_VALGRIND=1 make -s check \
+	TESTS="tests/mount_basic.t tests/mount_failures.t") || status=1
 run_build sanitizers --enable-werror --enable-sanitizers
 
 passed=$(cat _build/*/tests/*.trs 2>/dev/null | grep -c '^:test-result: PASS' || true)

@@ -34,6 +34,25 @@ int log_level_parse(const char *name, enum log_level *out)
 	return -1;
 }
 
+/* File names go into messages: a name with a newline must not forge a log
+ * line, nor an escape sequence reach a terminal. */
+static void escape_controls(char *line, size_t size)
+{
+	char out[1024];
+	size_t o = 0;
+
+	for (const char *p = line; *p && o + 5 < sizeof(out); p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c < 0x20 || c == 0x7f)
+			o += (size_t)snprintf(out + o, sizeof(out) - o, "\\x%02x", c);
+		else
+			out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	snprintf(line, size, "%s", out);
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
 	static const int syslog_prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
@@ -46,6 +65,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	escape_controls(line, sizeof(line));
 	if (to_syslog)
 		syslog(syslog_prio[level], "%s%s", prefix[level], line);
 	else

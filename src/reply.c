@@ -94,30 +94,34 @@ static void judge_entry(const cJSON *entry, long status, struct reply_file *out)
 		snprintf(out->text, sizeof(out->text), "%s", msg);
 }
 
-/* Entry I of the reply belongs to file I when the names agree; otherwise
- * look for the first unused entry that names the file. */
-static const cJSON *match_entry(const cJSON *files, size_t i, const char *name, bool used[],
-				size_t nentries)
+/* Which reply entry speaks of which file: first every entry that names a
+ * file (the service may reorder), then the rest in order (it may also
+ * mangle names it cannot decode).  MATCH[i] is an entry index or -1. */
+static void match_entries(const cJSON *files, size_t nentries, size_t n,
+			  const char *const names[], int match[], bool used[])
 {
-	const cJSON *e = cJSON_GetArrayItem(files, (int)i);
-	const char *reported;
+	for (size_t i = 0; i < n; i++) {
+		match[i] = -1;
+		for (size_t j = 0; j < nentries; j++) {
+			const cJSON *e = cJSON_GetArrayItem(files, (int)j);
+			const char *reported = cJSON_IsObject(e) ? entry_name(e) : NULL;
 
-	if (i < nentries && !used[i] && cJSON_IsObject(e)) {
-		reported = entry_name(e);
-		if (!reported || name_matches(reported, name)) {
-			used[i] = true;
-			return e;
+			if (!used[j] && reported && name_matches(reported, names[i])) {
+				used[j] = true;
+				match[i] = (int)j;
+				break;
+			}
 		}
 	}
-	for (size_t j = 0; j < nentries; j++) {
-		e = cJSON_GetArrayItem(files, (int)j);
-		reported = cJSON_IsObject(e) ? entry_name(e) : NULL;
-		if (!used[j] && reported && name_matches(reported, name)) {
+	for (size_t i = 0, j = 0; i < n; i++) {
+		while (j < nentries && used[j])
+			j++;
+		if (match[i] < 0 && j < nentries &&
+		    cJSON_IsObject(cJSON_GetArrayItem(files, (int)j))) {
 			used[j] = true;
-			return e;
+			match[i] = (int)j;
 		}
 	}
-	return NULL;
 }
 
 static void judge_files(const cJSON *files, long status, const char *top_error, size_t n,
@@ -125,20 +129,21 @@ static void judge_files(const cJSON *files, long status, const char *top_error, 
 {
 	size_t nentries = (size_t)cJSON_GetArraySize(files);
 	bool *used;
+	int *match;
 
 	/* Entries beyond what we sent cannot be ours. */
 	if (nentries > n)
 		nentries = n;
 	used = calloc(nentries + 1, sizeof(*used));
-	if (!used) {
+	match = calloc(n + 1, sizeof(*match));
+	if (!used || !match) {
 		set_all(n, out, REPLY_RETRY, "out of memory reading the reply");
-		return;
+		goto out;
 	}
+	match_entries(files, nentries, n, names, match, used);
 	for (size_t i = 0; i < n; i++) {
-		const cJSON *e = match_entry(files, i, names[i], used, nentries);
-
-		if (e) {
-			judge_entry(e, status, &out[i]);
+		if (match[i] >= 0) {
+			judge_entry(cJSON_GetArrayItem(files, match[i]), status, &out[i]);
 		} else if (status == 400) {
 			/* A 400 is final even for files it forgot to list. */
 			out[i].outcome = REPLY_REJECTED;
@@ -149,7 +154,9 @@ static void judge_files(const cJSON *files, long status, const char *top_error, 
 				 "HTTP %ld: reply did not mention this file", status);
 		}
 	}
+out:
 	free(used);
+	free(match);
 }
 
 static void classify_json(long status, const cJSON *root, const char *body, size_t len,

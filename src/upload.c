@@ -299,18 +299,43 @@ skip:
 	return -1;
 }
 
+/* curl percent-encodes quotes, CR and LF in a part's file name, but sends
+ * a backslash as it is, which multipart parsers (busboy, RFC 7578 quoted
+ * strings) read as an escape: double it so it arrives as one. */
+static char *multipart_filename(const char *name)
+{
+	size_t n = strlen(name), extra = 0;
+	char *out, *o;
+
+	for (const char *p = name; *p; p++)
+		extra += *p == '\\';
+	out = malloc(n + extra + 1);
+	if (!out)
+		return NULL;
+	for (o = out; *name; name++) {
+		if (*name == '\\')
+			*o++ = '\\';
+		*o++ = *name;
+	}
+	*o = '\0';
+	return out;
+}
+
 static int add_part(struct upload_job *job, size_t i)
 {
 	const char *name = base_name(job->batch.items[i].path);
 	curl_mimepart *part = curl_mime_addpart(job->mime);
+	char *filename = multipart_filename(name);
+	int rc = 0;
 
-	if (!part || curl_mime_name(part, "data") != CURLE_OK ||
-	    curl_mime_filename(part, name) != CURLE_OK ||
+	if (!part || !filename || curl_mime_name(part, "data") != CURLE_OK ||
+	    curl_mime_filename(part, filename) != CURLE_OK ||
 	    curl_mime_type(part, layout_content_type(name)) != CURLE_OK ||
 	    curl_mime_data_cb(part, (curl_off_t)job->parts[i].size, part_read, part_seek, NULL,
 			      &job->parts[i]) != CURLE_OK)
-		return -ENOMEM;
-	return 0;
+		rc = -ENOMEM;
+	free(filename);
+	return rc;
 }
 
 static char *request_url(const struct options *o, int category)

@@ -39,6 +39,7 @@ Options:
     --max-file-size BYTES        larger files fail "File too large"
                                  (default 104857600)
     --seed N                     seed of the fault generator (default 1)
+    --tls-cert PEM --tls-key PEM serve HTTPS instead of HTTP
     --fail-rate P                reply 500 without storing
     --fail-after-store-rate P    store everything, then reply 500
     --drop-rate P                close the connection without a reply and
@@ -66,7 +67,11 @@ client has finished sending and a kept-alive connection stays in sync.
 Control endpoints (no authentication, not counted as /api requests):
     POST /_control   JSON object setting any of api_keys (list), fail_rate,
                      fail_after_store_rate, drop_rate, drop_after_store_rate,
-                     rate_limit_rate, retry_after, delay_ms, stall_ms, hold
+                     rate_limit_rate, retry_after, delay_ms, stall_ms, hold,
+                     reply_status + reply_body + reply_repeat (after storing,
+                     answer with that status and body, repeated: a broken
+                     or hostile service), trickle_ms (send replies one byte
+                     at a time)
                      (while true, /api requests block before doing anything);
                      replies {"ok": true}, or 400 on an unknown key or a bad
                      value.
@@ -653,6 +658,10 @@ class Settings:
     delay_ms: float = 0
     stall_ms: float = 0
     hold: bool = False
+    reply_status: int = 0      # when not 0: store, then reply this instead
+    reply_body: str = ""       # ... with this body
+    reply_repeat: int = 1      # ... repeated this many times (huge replies)
+    trickle_ms: float = 0      # send replies one byte per this many ms
 
     def rate(self, fault):
         return getattr(self, fault + "_rate")
@@ -687,7 +696,15 @@ def _validated_setting(key, value):
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError("retry_after must be a whole number >= 0")
         return value
-    if key in ("delay_ms", "stall_ms"):
+    if key in ("reply_status", "reply_repeat"):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{key} must be a whole number >= 0")
+        return value
+    if key == "reply_body":
+        if not isinstance(value, str):
+            raise ValueError("reply_body must be a string")
+        return value
+    if key in ("delay_ms", "stall_ms", "trickle_ms"):
         if not number or value < 0:
             raise ValueError(f"{key} must be a number >= 0")
         return value
@@ -1022,7 +1039,15 @@ class IngestionHandler(BaseHTTPRequestHandler):
         if self.close_connection:
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self.wfile.write(head if self.command == "HEAD" else head + reply.body)
+        data = head if self.command == "HEAD" else head + reply.body
+        trickle = self.server.state.settings.trickle_ms
+        if trickle and reply.status != 0 and not self.path.startswith("/_"):
+            for i in range(len(data)):
+                self.wfile.write(data[i:i + 1])
+                self.wfile.flush()
+                sleep_ms(trickle)
+        else:
+            self.wfile.write(data)
         self.log_request(reply.status)
 
     # Control endpoints ----------------------------------------------------
@@ -1115,6 +1140,12 @@ class IngestionHandler(BaseHTTPRequestHandler):
         body.drain()
         if call.fault:      # fail_after_store or drop_after_store
             return fault_reply(call.fault, state.settings)
+        settings = state.settings
+        if settings.reply_status:   # a broken service: stored, odd reply
+            call.fault = "reply_override"
+            return Reply(settings.reply_status,
+                         (settings.reply_body * settings.reply_repeat).encode(),
+                         "application/json")
         return reply
 
     def _upload_options(self, call, category, plain):
@@ -1229,6 +1260,11 @@ def non_negative(kind):
     return convert
 
 
+def add_tls_args(parser):
+    parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--tls-key", help="and this private key (PEM)")
+
+
 def parse_args(argv):
     # The module docstring is the one reference for the options.
     parser = argparse.ArgumentParser(
@@ -1254,6 +1290,7 @@ def parse_args(argv):
     add("--idle-timeout", type=non_negative(float), default=0,
         metavar="SECONDS")
     add("-v", "--verbose", action="store_true")
+    add_tls_args(parser)
     return parser.parse_args(argv)
 
 
@@ -1280,6 +1317,11 @@ def main(argv=None):
                           args.store_dir, args.log, args.requests_log)
     server = EmulatorServer((args.host, args.port), state,
                             args.idle_timeout or None, args.verbose)
+    if args.tls_cert:
+        import ssl
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -149,7 +149,9 @@ class Emulator:
             raise RuntimeError("emulator did not start")
         with open(self.port_file) as f:
             self.port = int(f.read().strip())
-        self.url = "http://127.0.0.1:%d" % self.port
+        tls = "--tls-cert" in self.args
+        self.url = "%s://127.0.0.1:%d" % ("https" if tls else "http", self.port)
+        self.control_url = self.url
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -164,7 +166,9 @@ class Emulator:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.url + path, data=data, method=method,
                                      headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
+        import ssl
+        context = ssl._create_unverified_context() if self.url.startswith("https") else None
+        with urllib.request.urlopen(req, timeout=10, context=context) as r:
             return json.loads(r.read() or b"null")
 
     def control(self, **settings):
@@ -202,6 +206,12 @@ class Mount:
         if opts:
             options += "," + opts
         self.cmd = [BIN, "-f", "-o", options, self.mnt]
+        if os.environ.get("INGESTFS_VALGRIND") == "1":
+            # Any invalid access or definite leak makes the exit status 99,
+            # which every test that unmounts checks.
+            self.cmd = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+                        "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite",
+                        "--log-file=%s.valgrind.%%p" % self.stderr_path] + self.cmd
         self.env = dict(os.environ, INGESTFS_CONFIG=os.path.join(root, "no-config"))
         self.env.pop("EI_API_KEY", None)
         self.env.update(env or {})
@@ -219,7 +229,8 @@ class Mount:
     def start(self):
         self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=subprocess.DEVNULL,
                                      stderr=open(self.stderr_path, "a"))
-        if not wait_until(lambda: os.path.ismount(self.mnt) or self.proc.poll() is not None, 10):
+        up = 60 if os.environ.get("INGESTFS_VALGRIND") == "1" else 10
+        if not wait_until(lambda: os.path.ismount(self.mnt) or self.proc.poll() is not None, up):
             raise RuntimeError("mount did not come up: " + self.log())
         if self.proc.poll() is not None:
             raise RuntimeError("ingestfs exited: " + self.log())
@@ -258,11 +269,16 @@ class Mount:
         return os.path.join(self.spool, "state", "journal")
 
     def log(self):
-        try:
-            with open(self.stderr_path) as f:
-                return f.read()
-        except OSError:
-            return ""
+        text = ""
+        for path in [self.stderr_path] + sorted(
+                os.path.join(self.root, f) for f in os.listdir(self.root)
+                if f.startswith(os.path.basename(self.stderr_path) + ".valgrind.")):
+            try:
+                with open(path, errors="replace") as f:
+                    text += f.read()
+            except OSError:
+                pass
+        return text
 
     def path(self, rel):
         return os.path.join(self.mnt, rel)

@@ -53,6 +53,18 @@ static void test_matching(void)
 	is_str(out[1].text, "HTTP 400: Bad", "with the top-level error");
 }
 
+static void test_mangled_names(void)
+{
+	const char *names[] = {"\xff\xfe.json", "b.json", "c.json"};
+
+	classify(200, "{\"success\":true,\"files\":[{\"success\":true,\"fileName\":\"c\"},"
+		      "{\"success\":true,\"fileName\":\"\u00ff\u00fe\"},"
+		      "{\"success\":false,\"fileName\":\"b.json\",\"error\":\"nope\"}]}", 3, names);
+	is_int(out[0].outcome, REPLY_STORED, "a name the service mangled still finds its entry");
+	is_int(out[1].outcome, REPLY_REJECTED, "named entries match out of order");
+	is_int(out[2].outcome, REPLY_STORED, "and the rest by name");
+}
+
 static void test_status_codes(void)
 {
 	const char *names[] = {"a.json"};
@@ -85,6 +97,7 @@ int main(void)
 {
 	test_success_and_mixed();
 	test_matching();
+	test_mangled_names();
 	test_status_codes();
 	return done_testing();
 }
