@@ -29,6 +29,8 @@ run_build plain --enable-werror
 echo "=== plain build: mount tests under valgrind"
 (cd "$top/_build/plain" && INGESTFS_VALGRIND=1 make -s check \
 	TESTS="tests/mount_basic.t tests/mount_failures.t") || status=1
+echo "=== plain build: make distcheck"
+(cd "$top/_build/plain" && make -s distcheck-unit >/dev/null) || { echo "make distcheck failed"; status=1; }
 run_build sanitizers --enable-werror --enable-sanitizers
 
 passed=$(cat _build/*/tests/*.trs 2>/dev/null | grep -c '^:test-result: PASS' || true)

@@ -19,6 +19,7 @@
 #include "journal.h"
 #include "log.h"
 #include "mount.h"
+#include "notify.h"
 #include "options.h"
 #include "spool.h"
 #include "upload.h"
@@ -251,9 +252,11 @@ static int run(struct mount_state *m)
 		return 1;
 	}
 	log_info("mounted %s (spool %s, service %s)", m->mountpoint, m->spool.dir, m->opt.url);
+	notify_service_manager("READY=1");
 	fuse_loop_cfg_set_max_threads(loop, 16);
 	rc = fuse_loop_mt(m->fuse, loop);
 	fuse_loop_cfg_destroy(loop);
+	notify_service_manager("STOPPING=1");
 	uploader_stop(m->uploader);
 	hup_target = NULL;
 	fuse_remove_signal_handlers(se);

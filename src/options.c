@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "options.h"
 
 void options_init(struct options *o)
@@ -38,12 +40,14 @@ static void free_secret(char *s)
 void options_free(struct options *o)
 {
 	free(o->mountpoint);
+	free(o->source);
 	free(o->url);
 	free(o->api_key_file);
 	free_secret(o->api_key);
 	free(o->spool);
 	free(o->cafile);
 	free(o->fuse_opts);
+	free(o->metadata);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -96,6 +100,54 @@ static int set_flag(bool *dst, const char *key, const char *value, char *err, si
 	return 0;
 }
 
+static bool has_controls(const char *s)
+{
+	for (; *s; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	}
+	return false;
+}
+
+/* "site=lab" (or, in the config file, "site=lab, device=pi") added to the
+ * JSON object sent as x-metadata with every request. */
+static int add_metadata(struct options *o, const char *value, char *err, size_t errsz)
+{
+	cJSON *obj = o->metadata ? cJSON_Parse(o->metadata) : cJSON_CreateObject();
+	char *copy = value ? strdup(value) : NULL, *save = NULL, *text;
+	int rc = 0;
+
+	if (!obj || !copy) {
+		snprintf(err, errsz, "option 'metadata' needs KEY=VALUE");
+		rc = -1;
+		goto out;
+	}
+	for (char *pair = strtok_r(copy, ",", &save); pair && rc == 0;
+	     pair = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(pair, '='), *k = pair;
+
+		while (*k == ' ')
+			k++;
+		if (!eq || eq == k || has_controls(pair)) {
+			snprintf(err, errsz, "option 'metadata': '%s' is not KEY=VALUE", pair);
+			rc = -1;
+			break;
+		}
+		*eq = '\0';
+		cJSON_DeleteItemFromObjectCaseSensitive(obj, k);
+		cJSON_AddStringToObject(obj, k, eq + 1);
+	}
+	text = rc == 0 ? cJSON_PrintUnformatted(obj) : NULL;
+	if (text) {
+		free(o->metadata);
+		o->metadata = text;
+	}
+out:
+	cJSON_Delete(obj);
+	free(copy);
+	return rc;
+}
+
 int options_set(struct options *o, const char *key, const char *value, bool from_config,
 		char *err, size_t errsz)
 {
@@ -111,6 +163,8 @@ int options_set(struct options *o, const char *key, const char *value, bool from
 		}
 		return set_string(&o->api_key, key, value, err, errsz);
 	}
+	if (strcmp(key, "metadata") == 0)
+		return add_metadata(o, value, err, errsz);
 	if (strcmp(key, "spool") == 0)
 		return set_string(&o->spool, key, value, err, errsz);
 	if (strcmp(key, "cafile") == 0)
@@ -215,8 +269,13 @@ int options_parse_args(struct options *o, int argc, char **argv, char *err, size
 			return -1;
 		} else if (!o->mountpoint) {
 			o->mountpoint = strdup(a);
+		} else if (!o->source) {
+			/* mount(8) style, "ingestfs SOURCE MOUNTPOINT": what fstab
+			 * and mount.fuse3 pass.  The source names nothing. */
+			o->source = o->mountpoint;
+			o->mountpoint = strdup(a);
 		} else {
-			snprintf(err, errsz, "more than one mountpoint given ('%s')", a);
+			snprintf(err, errsz, "too many arguments ('%s')", a);
 			return -1;
 		}
 	}
@@ -340,6 +399,7 @@ void options_usage(FILE *out)
 	      "  cafile=PATH          trust these CA certificates\n"
 	      "  insecure             do not verify TLS certificates (test servers only)\n"
 	      "  log_level=LEVEL      error, warn, info or debug (info)\n"
+	      "  metadata=KEY=VALUE   add to x-metadata of every sample (repeatable)\n"
 	      "Other -o options (allow_other, ...) are passed to FUSE.\n"
 	      "See ingestfs(1).\n",
 	      out);

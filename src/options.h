@@ -15,6 +15,7 @@
 struct options {
 	bool foreground, debug, show_help, show_version;
 	char *mountpoint;
+	char *source; /* "ingestfs" in fstab; ignored */
 	char *url;
 	char *api_key_file;
 	char *api_key; /* only from the config file; never from argv */
@@ -28,6 +29,7 @@ struct options {
 	unsigned timeout_s; /* a transfer without progress this long is abandoned */
 	bool allow_duplicates, add_date_id, no_label_infer, insecure;
 	enum log_level log_level;
+	char *metadata;  /* x-metadata: a JSON object, or NULL */
 	char *fuse_opts; /* options we do not know, handed to FUSE */
 };
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "clock.h"
@@ -18,6 +19,7 @@
 enum entry_list { LIST_NONE, LIST_SETTLING, LIST_PENDING };
 
 #define JOURNAL_COMPACT_MIN (8u << 20)
+#define BATCH_COMPANIONS_MAX 16
 #define JOURNAL_BYTES_PER_FILE 1024u
 
 struct entry {
@@ -35,6 +37,7 @@ struct entry {
 	int write_error; /* errno of a failed write in this writing session */
 	bool close_journaled; /* the QUEUED record of this content is written */
 	unsigned dirty_handles; /* open handles written since their last close */
+	bool annotation;      /* a .labels file: listed in queue.annotations */
 	char *parked_path;    /* where it was uploaded from, while hidden */
 	enum file_state parked_state;
 	char *result;
@@ -58,6 +61,8 @@ struct queue {
 	struct entry_list_head pending;
 	bool paused;
 	struct journal *journal; /* NULL: nothing is persisted (unit tests) */
+	struct entry **annotations; /* the .labels files: few, looked up often */
+	size_t nannotations, annotations_cap;
 	bool journal_failing;
 	void (*wake)(void *);
 	void *wake_arg;
@@ -179,6 +184,18 @@ static void entry_set_result(struct entry *e, const char *text)
 	e->result = text && text[0] ? strdup(text) : NULL;
 }
 
+static void entry_free(struct entry *e);
+static void annotation_untrack(struct queue *q, struct entry *e);
+
+/* Forget an entry entirely. */
+static void entry_destroy(struct queue *q, struct entry *e)
+{
+	list_unlink(q, e);
+	table_remove(q, e);
+	annotation_untrack(q, e);
+	entry_free(e);
+}
+
 static void entry_free(struct entry *e)
 {
 	free(e->parked_path);
@@ -226,6 +243,76 @@ static const char *ignored_reason(const char *path)
 	return lp.ignored;
 }
 
+/* ---- annotation files (.labels) ---- */
+
+static bool path_is_annotation(const char *path)
+{
+	size_t n = strlen(path);
+
+	return n > 7 && strcasecmp(path + n - 7, ".labels") == 0;
+}
+
+static void annotation_untrack(struct queue *q, struct entry *e)
+{
+	for (size_t i = 0; e->annotation && i < q->nannotations; i++) {
+		if (q->annotations[i] == e) {
+			q->annotations[i] = q->annotations[--q->nannotations];
+			break;
+		}
+	}
+	e->annotation = false;
+}
+
+/* Call whenever an entry's path is set. */
+static void entry_path_changed(struct queue *q, struct entry *e)
+{
+	bool is = path_is_annotation(e->path) && !ignored_reason(e->path);
+
+	if (is == e->annotation)
+		return;
+	if (!is) {
+		annotation_untrack(q, e);
+		return;
+	}
+	if (q->nannotations == q->annotations_cap) {
+		size_t cap = q->annotations_cap ? q->annotations_cap * 2 : 16;
+		struct entry **bigger = realloc(q->annotations, cap * sizeof(*bigger));
+
+		if (!bigger)
+			return; /* sent as a plain file, without waiting for it */
+		q->annotations = bigger;
+		q->annotations_cap = cap;
+	}
+	q->annotations[q->nannotations++] = e;
+	e->annotation = true;
+}
+
+static size_t dir_len(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? (size_t)(slash - path) : 0;
+}
+
+static bool same_dir(const char *a, const char *b)
+{
+	size_t n = dir_len(a);
+
+	return n == dir_len(b) && strncmp(a, b, n) == 0;
+}
+
+/* A folder's samples wait while its .labels file is being written. */
+static bool annotation_pending_for(const struct queue *q, const struct entry *e)
+{
+	for (size_t i = 0; i < q->nannotations; i++) {
+		const struct entry *a = q->annotations[i];
+
+		if (a != e && a->state == FILE_WRITING && same_dir(a->path, e->path))
+			return true;
+	}
+	return false;
+}
+
 static struct entry *entry_create(struct queue *q, uint64_t ino, const char *path)
 {
 	struct entry *e = calloc(1, sizeof(*e));
@@ -244,6 +331,7 @@ static struct entry *entry_create(struct queue *q, uint64_t ino, const char *pat
 	e->hash_next = q->buckets[bucket_of(q, ino)];
 	q->buckets[bucket_of(q, ino)] = e;
 	q->nentries++;
+	entry_path_changed(q, e);
 	return e;
 }
 
@@ -320,6 +408,7 @@ void queue_free(struct queue *q)
 		}
 	}
 	free(q->buckets);
+	free(q->annotations);
 	pthread_mutex_destroy(&q->lock);
 	free(q);
 }
@@ -492,6 +581,7 @@ static void entry_moved(struct queue *q, struct entry *e, char *new_path)
 	int64_t now = clock_now_ms();
 
 	e->path = new_path;
+	entry_path_changed(q, e);
 	if (ignored_reason(new_path)) {
 		if (e->state != FILE_IGNORED) {
 			entry_hide(q, e, old_path);
@@ -594,9 +684,7 @@ void queue_removed(struct queue *q, uint64_t ino)
 	e = entry_find(q, ino);
 	if (e) {
 		journal_note(q, e, JOURNAL_REMOVED);
-		list_unlink(q, e);
-		table_remove(q, e);
-		entry_free(e);
+		entry_destroy(q, e);
 	}
 	pthread_mutex_unlock(&q->lock);
 }
@@ -746,7 +834,7 @@ static int batch_add(struct queue_batch *b, struct entry *e)
 static int batch_start(struct queue *q, struct queue_batch *b, const struct layout_path *lp)
 {
 	memset(b, 0, sizeof(*b));
-	b->items = calloc(q->cfg.batch_max, sizeof(*b->items));
+	b->items = calloc(q->cfg.batch_max + BATCH_COMPANIONS_MAX, sizeof(*b->items));
 	if (!b->items)
 		return -ENOMEM;
 	b->category = lp->category;
@@ -759,6 +847,43 @@ static int batch_start(struct queue *q, struct queue_batch *b, const struct layo
 		}
 	}
 	return 0;
+}
+
+static bool batch_has_dir(const struct queue_batch *b, const char *path)
+{
+	for (size_t i = 0; i < b->count; i++) {
+		if (same_dir(b->items[i].path, path))
+			return true;
+	}
+	return false;
+}
+
+/* The .labels file of a folder travels with that folder's samples, in
+ * every request that carries some, and goes first. */
+static void batch_add_annotations(struct queue *q, struct queue_batch *b)
+{
+	size_t first = b->count;
+
+	for (size_t i = 0; i < q->nannotations && b->count < first + BATCH_COMPANIONS_MAX; i++) {
+		struct entry *a = q->annotations[i];
+		bool taken = false;
+
+		for (size_t k = 0; k < first; k++)
+			taken = taken || b->items[k].ino == a->ino;
+		if (taken || a->state == FILE_WRITING || a->state == FILE_IGNORED ||
+		    !batch_has_dir(b, a->path) || batch_add(b, a) < 0)
+			continue;
+		b->items[b->count - 1].companion = true;
+	}
+	/* Annotations (taken or companions) before samples. */
+	for (size_t i = 0, k = 0; i < b->count; i++) {
+		if (path_is_annotation(b->items[i].path)) {
+			struct queue_item t = b->items[k];
+
+			b->items[k++] = b->items[i];
+			b->items[i] = t;
+		}
+	}
 }
 
 /* Once a request may reach the service, a duplicate reply after a crash
@@ -791,7 +916,8 @@ size_t queue_take_batch(struct queue *q, int64_t now, struct queue_batch *b)
 		goto out;
 	for (e = q->pending.head; e && b->count < q->cfg.batch_max; e = next) {
 		next = e->next;
-		if (e->due_ms > now || layout_classify(e->path, &lp) < 0)
+		if (e->due_ms > now || layout_classify(e->path, &lp) < 0 ||
+		    annotation_pending_for(q, e))
 			continue;
 		if (!started) {
 			if (batch_start(q, b, &lp) < 0)
@@ -808,6 +934,8 @@ size_t queue_take_batch(struct queue *q, int64_t now, struct queue_batch *b)
 		list_unlink(q, e);
 		e->state = FILE_UPLOADING;
 	}
+	if (started)
+		batch_add_annotations(q, b);
 out:
 	pthread_mutex_unlock(&q->lock);
 	if (started && b->count == 0)
@@ -903,8 +1031,10 @@ void queue_report(struct queue *q, const struct queue_result *results, size_t n,
 		const struct queue_result *r = &results[i];
 		struct entry *e = entry_find(q, r->item->ino);
 
-		/* Removed, rewritten or moved meanwhile: this result is stale. */
-		if (!e || e->state != FILE_UPLOADING || e->generation != r->item->generation)
+		/* Removed, rewritten or moved meanwhile: this result is stale.
+		 * A companion .labels rode along; its own request reports it. */
+		if (!e || r->item->companion || e->state != FILE_UPLOADING ||
+		    e->generation != r->item->generation)
 			continue;
 		entry_apply_result(q, e, r, now, jitter);
 		if (done && state_is_final(e->state))
@@ -965,10 +1095,8 @@ void queue_replay(struct queue *q, const struct journal_record *r)
 	pthread_mutex_lock(&q->lock);
 	e = entry_find(q, r->ino);
 	if (r->kind == JOURNAL_REMOVED) {
-		if (e) {
-			table_remove(q, e);
-			entry_free(e);
-		}
+		if (e)
+			entry_destroy(q, e);
 		goto out;
 	}
 	if (!e)
@@ -1022,6 +1150,7 @@ void queue_reconcile(struct queue *q, uint64_t ino, const char *path, uint64_t s
 		free(e->path);
 		e->path = copy;
 		copy = NULL;
+		entry_path_changed(q, e);
 		reconcile_entry(e, path, size, known);
 		e->seen = true;
 	}
@@ -1042,8 +1171,7 @@ void queue_reconcile_finish(struct queue *q, struct queue_recovery *out)
 			next = e->hash_next;
 			if (!e->seen) {
 				/* In the journal, gone from the spool. */
-				table_remove(q, e);
-				entry_free(e);
+				entry_destroy(q, e);
 				continue;
 			}
 			e->seen = false;

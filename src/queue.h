@@ -43,6 +43,7 @@ struct queue_item {
 	uint64_t generation; /* results for an older generation are dropped */
 	char *path;          /* relative to the mount root */
 	uint64_t size;
+	bool companion;      /* a .labels file sent again with its folder */
 };
 
 struct queue_batch {

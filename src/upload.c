@@ -32,6 +32,7 @@
 #define POLL_MAX_MS 1000
 #define JOURNAL_SYNC_MS 1000
 #define MOVED_RECHECK_MS 1000
+#define SUMMARY_EVERY_MS (10 * 60 * 1000)
 
 struct upload_part {
 	int fd;
@@ -73,6 +74,8 @@ struct uploader {
 	char *key_name;     /* the key file's name in that folder */
 	bool key_file_changed;
 	int64_t last_sync_ms;
+	int64_t next_summary_ms;
+	struct queue_counts last_summary;
 };
 
 static void uploader_wake(void *arg)
@@ -252,6 +255,8 @@ static int build_headers(struct upload_job *job)
 		rc = append_header(h, "x-disallow-duplicates", "1");
 	if (rc == 0 && o->add_date_id)
 		rc = append_header(h, "x-add-date-id", "1");
+	if (rc == 0 && o->metadata)
+		rc = append_header(h, "x-metadata", o->metadata);
 	if (rc == 0)
 		rc = append_header(h, "x-upload-source", PACKAGE_NAME "/" PACKAGE_VERSION);
 	if (rc == 0) /* curl waits a second for "100 Continue" otherwise */
@@ -504,6 +509,8 @@ static int job_start(struct uploader *u, struct queue_batch *batch)
 		goto fail;
 	}
 	job_link(u, job);
+	log_debug("sending %zu file(s) to %s, label %s", job->nsent, url,
+		  batch->label ? batch->label : "(from the name)");
 	free(url);
 	return 1;
 fail:
@@ -609,6 +616,7 @@ static void report_reply(struct upload_job *job, long status)
 			names[k++] = base_name(job->batch.items[i].path);
 	}
 	reply_classify(status, job->body, job->body_len, n, names, replies);
+	log_debug("HTTP %ld for %zu file(s)", status, n);
 	curl_easy_getinfo(job->easy, CURLINFO_RETRY_AFTER, &retry_after);
 	note_reply(job, status, &replies[0]);
 	k = 0;
@@ -699,6 +707,28 @@ static void check_key(struct uploader *u, int64_t now)
 
 /* ---- the thread ---- */
 
+/* One line every ten minutes, only when something happened. */
+static void log_summary(struct uploader *u, int64_t now)
+{
+	struct queue_counts c;
+	size_t done, failed, waiting;
+
+	if (now < u->next_summary_ms)
+		return;
+	queue_count(u->q, "", &c);
+	if (u->next_summary_ms) {
+		done = c.n[FILE_UPLOADED] + c.n[FILE_DUPLICATE] - u->last_summary.n[FILE_UPLOADED] -
+		       u->last_summary.n[FILE_DUPLICATE];
+		failed = c.n[FILE_FAILED] - u->last_summary.n[FILE_FAILED];
+		waiting = c.n[FILE_WRITING] + c.n[FILE_PENDING] + c.n[FILE_UPLOADING];
+		if (done || failed || waiting)
+			log_info("last 10 minutes: %zd uploaded, %zd failed; %zu waiting%s", (ssize_t)done,
+				 (ssize_t)failed, waiting, queue_is_paused(u->q) ? " (paused)" : "");
+	}
+	u->last_summary = c;
+	u->next_summary_ms = now + SUMMARY_EVERY_MS;
+}
+
 static void abandon_jobs(struct uploader *u)
 {
 	while (u->jobs) {
@@ -738,6 +768,7 @@ static void *uploader_main(void *arg)
 		int64_t now = clock_now_ms(), next;
 
 		check_key(u, now);
+		log_summary(u, now);
 		next = queue_tick(u->q, now);
 		/* Before requests go out the journal must say they may have
 		 * (a duplicate reply after a crash is then ours); other records

@@ -36,6 +36,27 @@ static void test_args(void)
 	options_free(&o);
 }
 
+static void test_metadata(void)
+{
+	struct options o;
+	char err[512];
+	char *argv[] = {"-o", "metadata=site=lab,metadata=device=pi 4,metadata=site=field", "/mnt"};
+	char *bad[] = {"-o", "metadata=novalue", "/mnt"};
+
+	options_init(&o);
+	is_int(options_parse_args(&o, 3, argv, err, sizeof(err)), 0, "metadata options parse");
+	is_str(o.metadata, "{\"device\":\"pi 4\",\"site\":\"field\"}", "as one JSON object, last wins");
+	options_free(&o);
+	options_init(&o);
+	is_int(options_parse_args(&o, 3, bad, err, sizeof(err)), -1, "metadata without = is refused");
+	options_free(&o);
+	options_init(&o);
+	is_int(options_set(&o, "metadata", "a=1, b=2", true, err, sizeof(err)), 0,
+	       "the config file may list several");
+	is_str(o.metadata, "{\"a\":\"1\",\"b\":\"2\"}", "pairs from one line");
+	options_free(&o);
+}
+
 static void test_config(void)
 {
 	char path[] = "/tmp/ingestfs-test-config-XXXXXX", err[512];
@@ -65,6 +86,7 @@ static void test_config(void)
 int main(void)
 {
 	test_args();
+	test_metadata();
 	test_config();
 	return done_testing();
 }

@@ -233,6 +233,34 @@ static void test_moves_keep_history(void)
 	queue_free(q);
 }
 
+static void test_annotations(void)
+{
+	struct queue *q = new_queue(0);
+	struct queue_batch b;
+
+	queue_open_write(q, 1, "training/car/bounding_boxes.labels");
+	queue_written(q, 1);
+	write_file(q, 2, "training/car/a.jpg", 10);
+	is_int(queue_take_batch(q, fake_now, &b), 0, "samples wait while their .labels is written");
+	queue_flushed(q, 1, 5);
+	queue_close_write(q, 1, 5);
+	is_int(queue_take_batch(q, fake_now, &b), 2, "then go with it");
+	is_str(b.items[0].path, "training/car/bounding_boxes.labels", "the .labels file first");
+	report_all(q, &b, QUEUE_UPLOADED, false);
+	queue_batch_free(&b);
+	write_file(q, 3, "training/car/b.jpg", 10);
+	write_file(q, 4, "training/car/sub/c.jpg", 10);
+	is_int(queue_take_batch(q, fake_now, &b), 3, "a later sample brings the .labels again");
+	ok(b.items[0].companion && strstr(b.items[0].path, ".labels"), "as a companion, first");
+	report_all(q, &b, QUEUE_FAILED, false);
+	queue_batch_free(&b);
+	is_int(state(q, 1), FILE_UPLOADED, "a companion's result does not change the .labels");
+	write_file(q, 5, "training/bus/d.jpg", 10);
+	is_int(queue_take_batch(q, fake_now, &b), 1, "other folders do not carry it");
+	queue_batch_free(&b);
+	queue_free(q);
+}
+
 static void test_limits_and_pause(void)
 {
 	struct queue *q = new_queue(0);
@@ -266,6 +294,7 @@ int main(void)
 	test_stale_results();
 	test_renames();
 	test_moves_keep_history();
+	test_annotations();
 	test_limits_and_pause();
 	return done_testing();
 }
