@@ -27,6 +27,7 @@
 #define XATTR_STATUS XATTR_PREFIX "status"
 #define XATTR_RESULT XATTR_PREFIX "result"
 #define XATTR_SUMMARY XATTR_PREFIX "summary"
+#define XATTR_BYTES XATTR_PREFIX "bytes"
 
 struct fs_handle {
 	int fd;
@@ -521,10 +522,13 @@ static int virtual_xattr(const char *path, const char *name, char *text, size_t 
 	if (fstatat(ctx()->files_fd, rel(path), &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
 	if (S_ISDIR(st.st_mode)) {
-		if (strcmp(name, XATTR_SUMMARY) != 0)
+		if (strcmp(name, XATTR_SUMMARY) != 0 && strcmp(name, XATTR_BYTES) != 0)
 			return -ENODATA;
 		queue_count(ctx()->q, path[1] ? rel(path) : "", &counts);
-		queue_summary_text(&counts, text, textsz);
+		if (strcmp(name, XATTR_SUMMARY) == 0)
+			queue_summary_text(&counts, text, textsz);
+		else
+			queue_bytes_text(&counts, text, textsz);
 		return 0;
 	}
 	if (strcmp(name, XATTR_STATUS) != 0 && strcmp(name, XATTR_RESULT) != 0)

@@ -744,8 +744,10 @@ void queue_count(struct queue *q, const char *dir, struct queue_counts *out)
 	pthread_mutex_lock(&q->lock);
 	for (size_t i = 0; i < q->nbuckets; i++) {
 		for (struct entry *e = q->buckets[i]; e; e = e->hash_next) {
-			if (path_is_below(e->path, dir, dlen))
-				out->n[e->state]++;
+			if (!path_is_below(e->path, dir, dlen))
+				continue;
+			out->n[e->state]++;
+			out->bytes[e->state] += e->size;
 		}
 	}
 	pthread_mutex_unlock(&q->lock);
@@ -756,6 +758,16 @@ void queue_summary_text(const struct queue_counts *c, char *buf, size_t size)
 	snprintf(buf, size, "uploaded=%zu duplicate=%zu pending=%zu uploading=%zu failed=%zu ignored=%zu",
 		 c->n[FILE_UPLOADED], c->n[FILE_DUPLICATE], c->n[FILE_PENDING] + c->n[FILE_WRITING],
 		 c->n[FILE_UPLOADING], c->n[FILE_FAILED], c->n[FILE_IGNORED]);
+}
+
+void queue_bytes_text(const struct queue_counts *c, char *buf, size_t size)
+{
+	uint64_t done = c->bytes[FILE_UPLOADED] + c->bytes[FILE_DUPLICATE];
+	uint64_t total = done + c->bytes[FILE_WRITING] + c->bytes[FILE_PENDING] +
+			 c->bytes[FILE_UPLOADING];
+
+	snprintf(buf, size, "done=%llu total=%llu", (unsigned long long)done,
+		 (unsigned long long)total);
 }
 
 /* ---- public: uploader side ---- */

@@ -72,6 +72,7 @@ struct queue_result {
 
 struct queue_counts {
 	size_t n[FILE_STATE_COUNT];
+	uint64_t bytes[FILE_STATE_COUNT];
 };
 
 struct queue *queue_new(const struct queue_config *cfg);
@@ -105,6 +106,9 @@ int queue_file_status(struct queue *q, uint64_t ino, enum file_state *state, cha
 /* Counts for every file below DIR ("" for the whole mount). */
 void queue_count(struct queue *q, const char *dir, struct queue_counts *out);
 void queue_summary_text(const struct queue_counts *c, char *buf, size_t size);
+/* "done=BYTES total=BYTES" for progress bars: done counts uploaded and
+ * duplicate files, total leaves out ignored and failed ones. */
+void queue_bytes_text(const struct queue_counts *c, char *buf, size_t size);
 
 /* Uploader side. */
 /* Move settled files to pending.  Returns ms until the next timed event

@@ -32,6 +32,7 @@ struct status_args {
 
 struct totals {
 	size_t n[FILE_STATE_COUNT];
+	uint64_t done_bytes, total_bytes;
 };
 
 static int read_xattr(const char *path, const char *name, char *buf, size_t size)
@@ -80,8 +81,17 @@ static int count_path(const char *path, struct totals *t)
 	if (stat(path, &st) < 0)
 		return -errno;
 	if (S_ISDIR(st.st_mode)) {
+		unsigned long long done, all;
+
 		rc = read_xattr(path, "user.ingest.summary", buf, sizeof(buf));
-		return rc < 0 ? rc : parse_summary(buf, t);
+		if (rc < 0)
+			return rc;
+		if (read_xattr(path, "user.ingest.bytes", buf + 256, sizeof(buf) - 256) == 0 &&
+		    sscanf(buf + 256, "done=%llu total=%llu", &done, &all) == 2) {
+			t->done_bytes += done;
+			t->total_bytes += all;
+		}
+		return parse_summary(buf, t);
 	}
 	rc = read_xattr(path, "user.ingest.status", buf, sizeof(buf));
 	if (rc < 0)
@@ -90,6 +100,10 @@ static int count_path(const char *path, struct totals *t)
 	if (s < 0)
 		return -EINVAL;
 	t->n[s]++;
+	if (s != FILE_IGNORED && s != FILE_FAILED)
+		t->total_bytes += (uint64_t)st.st_size;
+	if (s == FILE_UPLOADED || s == FILE_DUPLICATE)
+		t->done_bytes += (uint64_t)st.st_size;
 	return 0;
 }
 
@@ -121,14 +135,20 @@ static size_t total(const struct totals *t)
 	return n;
 }
 
-static void draw_progress(const struct totals *t)
+static void draw_progress(const struct totals *t, double rate)
 {
 	size_t all = total(t), done = all - unfinished(t);
-	int width = 30, filled = all ? (int)(done * (size_t)width / all) : width;
+	int width = 24, filled = all ? (int)(done * (size_t)width / all) : width;
+	double left = (double)(t->total_bytes - t->done_bytes);
+	char eta[32] = "--:--";
 
-	fprintf(stderr, "\r[%.*s%*s] %zu/%zu done, %zu uploading, %zu failed ", filled,
-		"##############################", width - filled, "", done, all,
-		t->n[FILE_UPLOADING], t->n[FILE_FAILED]);
+	if (rate > 0 && t->total_bytes >= t->done_bytes)
+		snprintf(eta, sizeof(eta), "%d:%02d", (int)(left / rate) / 60, (int)(left / rate) % 60);
+	/* \033[K: clear what a longer previous line left behind. */
+	fprintf(stderr, "\r[%.*s%*s] %zu/%zu files  %.1f/%.1f MB  %.1f MB/s  ETA %s  %zu failed\033[K",
+		filled, "########################", width - filled, "", done, all,
+		(double)t->done_bytes / 1e6, (double)t->total_bytes / 1e6, rate / 1e6, eta,
+		t->n[FILE_FAILED]);
 	fflush(stderr);
 }
 
@@ -144,8 +164,10 @@ static double now_s(void)
 static int wait_for(const struct status_args *a, struct totals *t, const char **bad,
 		    bool *timed_out)
 {
-	double deadline = a->timeout_s >= 0 ? now_s() + a->timeout_s : 0;
-	bool bar = a->wait && isatty(STDERR_FILENO) && !a->json;
+	double start = now_s(), deadline = a->timeout_s >= 0 ? start + a->timeout_s : 0;
+	bool bar = a->wait && isatty(STDERR_FILENO) && !a->json, measured = false;
+	uint64_t first_done = 0;
+	double rate = 0;
 	int rc;
 
 	*timed_out = false;
@@ -153,16 +175,23 @@ static int wait_for(const struct status_args *a, struct totals *t, const char **
 		rc = count_all(a, t, bad);
 		if (rc < 0 || !a->wait || unfinished(t) == 0)
 			break;
+		/* The rate of this wait, not of what was done before it. */
+		if (!measured) {
+			first_done = t->done_bytes;
+			measured = true;
+		} else if (now_s() > start && t->done_bytes >= first_done) {
+			rate = (double)(t->done_bytes - first_done) / (now_s() - start);
+		}
 		if (a->timeout_s >= 0 && now_s() >= deadline) {
 			*timed_out = true;
 			break;
 		}
 		if (bar)
-			draw_progress(t);
+			draw_progress(t, rate);
 		usleep(POLL_MS * 1000);
 	}
 	if (bar) {
-		draw_progress(t);
+		draw_progress(t, rate);
 		fputc('\n', stderr);
 	}
 	return rc;
@@ -215,6 +244,8 @@ static void add_counts_json(cJSON *obj, const struct totals *t)
 {
 	for (int s = 0; s < FILE_STATE_COUNT; s++)
 		cJSON_AddNumberToObject(obj, file_state_name((enum file_state)s), (double)t->n[s]);
+	cJSON_AddNumberToObject(obj, "bytes_done", (double)t->done_bytes);
+	cJSON_AddNumberToObject(obj, "bytes_total", (double)t->total_bytes);
 }
 
 static void print_json(const struct status_args *a, const struct totals *t, int code)
