@@ -45,6 +45,7 @@ void options_free(struct options *o)
 	free(o->api_key_file);
 	free_secret(o->api_key);
 	free(o->spool);
+	free(o->state_dir);
 	free(o->cafile);
 	free(o->fuse_opts);
 	free(o->metadata);
@@ -167,6 +168,8 @@ int options_set(struct options *o, const char *key, const char *value, bool from
 		return add_metadata(o, value, err, errsz);
 	if (strcmp(key, "spool") == 0)
 		return set_string(&o->spool, key, value, err, errsz);
+	if (strcmp(key, "state") == 0)
+		return set_string(&o->state_dir, key, value, err, errsz);
 	if (strcmp(key, "cafile") == 0)
 		return set_string(&o->cafile, key, value, err, errsz);
 	if (strcmp(key, "settle") == 0)
@@ -374,6 +377,7 @@ int options_load_config(struct options *o, const char *path, char *err, size_t e
 void options_usage(FILE *out)
 {
 	fputs("usage: ingestfs [-f] [-d] [-o OPTION[,OPTION...]] MOUNTPOINT\n"
+	      "       ingestfs watch [-f] [-o OPTION[,OPTION...]] DIR\n"
 	      "       ingestfs status [--wait] [--timeout S] [--failed] [--json] PATH...\n"
 	      "\n"
 	      "Mount a folder whose files are uploaded to the Edge Impulse ingestion API.\n"
@@ -400,6 +404,7 @@ void options_usage(FILE *out)
 	      "  insecure             do not verify TLS certificates (test servers only)\n"
 	      "  log_level=LEVEL      error, warn, info or debug (info)\n"
 	      "  metadata=KEY=VALUE   add to x-metadata of every sample (repeatable)\n"
+	      "  state=DIR            watch mode: where the queue state is kept\n"
 	      "Other -o options (allow_other, ...) are passed to FUSE.\n"
 	      "See ingestfs(1).\n",
 	      out);

@@ -20,6 +20,7 @@ struct options {
 	char *api_key_file;
 	char *api_key; /* only from the config file; never from argv */
 	char *spool;
+	char *state_dir; /* watch mode: where the queue state lives */
 	char *cafile;
 	unsigned settle_ms;
 	unsigned concurrency;

@@ -39,6 +39,7 @@ struct entry {
 	unsigned dirty_handles; /* open handles written since their last close */
 	bool annotation;      /* a .labels file: listed in queue.annotations */
 	char *parked_path;    /* where it was uploaded from, while hidden */
+	uint32_t published;   /* signature of the status last published */
 	enum file_state parked_state;
 	char *result;
 	struct entry *hash_next;
@@ -482,7 +483,8 @@ void queue_flushed(struct queue *q, uint64_t ino, uint64_t size)
 		e->dirty_handles--;
 	/* Another handle that wrote is still open: the content is not final. */
 	if (e && e->dirty_handles == 0 && e->state == FILE_WRITING && !e->write_error) {
-		e->size = size;
+		if (size != QUEUE_SIZE_UNKNOWN)
+			e->size = size;
 		journal_note(q, e, JOURNAL_QUEUED);
 		e->close_journaled = true;
 	}
@@ -499,7 +501,8 @@ void queue_close_write(struct queue *q, uint64_t ino, uint64_t size)
 	e = entry_find(q, ino);
 	if (!e)
 		goto out;
-	e->size = size;
+	if (size != QUEUE_SIZE_UNKNOWN)
+		e->size = size;
 	if (e->writers > 0)
 		e->writers--;
 	if (e->writers > 0 || e->state != FILE_WRITING)
@@ -670,6 +673,7 @@ void queue_renamed(struct queue *q, const char *from, const char *to, uint64_t i
 		goto out;
 	}
 	np = strdup(to);
+	e->size = size; /* fresh from the rename: a close may not have known it */
 	if (np)
 		entry_moved(q, e, np);
 out:
@@ -687,6 +691,132 @@ void queue_removed(struct queue *q, uint64_t ino)
 		entry_destroy(q, e);
 	}
 	pthread_mutex_unlock(&q->lock);
+}
+
+static bool path_is_below(const char *path, const char *dir, size_t dlen);
+
+void queue_forget(struct queue *q, const char *path, bool is_dir)
+{
+	size_t n = strlen(path);
+
+	pthread_mutex_lock(&q->lock);
+	for (size_t i = 0; i < q->nbuckets; i++) {
+		struct entry *e = q->buckets[i], *next;
+
+		for (; e; e = next) {
+			next = e->hash_next;
+			if (is_dir ? path_is_below(e->path, path, n) : strcmp(e->path, path) == 0) {
+				journal_note(q, e, JOURNAL_REMOVED);
+				entry_destroy(q, e);
+			}
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+bool queue_path_of(struct queue *q, uint64_t ino, char *buf, size_t size)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&q->lock);
+	e = entry_find(q, ino);
+	if (e)
+		snprintf(buf, size, "%s", e->path);
+	pthread_mutex_unlock(&q->lock);
+	return e != NULL;
+}
+
+void queue_rescan_begin(struct queue *q)
+{
+	pthread_mutex_lock(&q->lock);
+	for (size_t i = 0; i < q->nbuckets; i++) {
+		for (struct entry *e = q->buckets[i]; e; e = e->hash_next)
+			e->seen = false;
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+void queue_rescan_seen(struct queue *q, uint64_t ino)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&q->lock);
+	e = entry_find(q, ino);
+	if (e)
+		e->seen = true;
+	pthread_mutex_unlock(&q->lock);
+}
+
+void queue_rescan_end(struct queue *q)
+{
+	pthread_mutex_lock(&q->lock);
+	for (size_t i = 0; i < q->nbuckets; i++) {
+		struct entry *e = q->buckets[i], *next;
+
+		for (; e; e = next) {
+			next = e->hash_next;
+			if (!e->seen) {
+				journal_note(q, e, JOURNAL_REMOVED);
+				entry_destroy(q, e);
+			} else {
+				e->seen = false;
+			}
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+static uint32_t status_signature(const struct entry *e)
+{
+	uint32_t h = 2166136261u ^ (uint32_t)e->state;
+
+	for (const char *p = e->result ? e->result : ""; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	return h | 1; /* never 0: 0 means "never published" */
+}
+
+struct published {
+	char *path, *result;
+	enum file_state state;
+};
+
+void queue_publish_changes(struct queue *q,
+			   void (*fn)(void *arg, const char *path, enum file_state state,
+				      const char *result),
+			   void *arg)
+{
+	struct published *list = NULL;
+	size_t n = 0, cap = 0;
+
+	pthread_mutex_lock(&q->lock);
+	for (size_t i = 0; i < q->nbuckets; i++) {
+		for (struct entry *e = q->buckets[i]; e; e = e->hash_next) {
+			uint32_t sig = status_signature(e);
+
+			if (sig == e->published)
+				continue;
+			if (n == cap) {
+				struct published *bigger = realloc(list, (cap = cap ? cap * 2 : 64) * sizeof(*list));
+
+				if (!bigger)
+					goto unlock;
+				list = bigger;
+			}
+			list[n] = (struct published){strdup(e->path),
+						     e->result ? strdup(e->result) : NULL, e->state};
+			e->published = sig;
+			n++;
+		}
+	}
+unlock:
+	pthread_mutex_unlock(&q->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (list[i].path)
+			fn(arg, list[i].path, list[i].state, list[i].result);
+		free(list[i].path);
+		free(list[i].result);
+	}
+	free(list);
 }
 
 int queue_retry(struct queue *q, uint64_t ino)

@@ -86,6 +86,9 @@ void queue_open_write(struct queue *q, uint64_t ino, const char *path);
  * one call each time a handle goes from clean to written, matched by one
  * queue_flushed when that handle is closed. */
 void queue_written(struct queue *q, uint64_t ino);
+/* SIZE may be QUEUE_SIZE_UNKNOWN: keep what the queue knows (a later
+ * queue_renamed brings the real size). */
+#define QUEUE_SIZE_UNKNOWN UINT64_MAX
 void queue_close_write(struct queue *q, uint64_t ino, uint64_t size);
 /* close(2) of a written file, which (unlike the RELEASE behind
  * queue_close_write) the writer waits for: from here on a crash must not
@@ -97,6 +100,21 @@ void queue_write_failed(struct queue *q, uint64_t ino, int err);
 void queue_renamed(struct queue *q, const char *from, const char *to, uint64_t ino,
 		   uint64_t size, bool is_dir);
 void queue_removed(struct queue *q, uint64_t ino);
+/* A file (or, IS_DIR, a folder's files) gone from where it was, when its
+ * inode is no longer known (inotify reports deletions by name). */
+void queue_forget(struct queue *q, const char *path, bool is_dir);
+/* Whether INO is known; its path into BUF when it is. */
+bool queue_path_of(struct queue *q, uint64_t ino, char *buf, size_t size);
+/* After lost events: mark what is still there, then forget the rest. */
+void queue_rescan_begin(struct queue *q);
+void queue_rescan_seen(struct queue *q, uint64_t ino);
+void queue_rescan_end(struct queue *q);
+/* Call FN (outside the lock) for every file whose status or result
+ * changed since the last call: watch mode writes them as xattrs. */
+void queue_publish_changes(struct queue *q,
+			   void (*fn)(void *arg, const char *path, enum file_state state,
+				      const char *result),
+			   void *arg);
 /* Re-queue a failed file, or hurry one that waits for a retry. */
 int queue_retry(struct queue *q, uint64_t ino);
 

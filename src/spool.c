@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +77,9 @@ int spool_open(struct spool *s, const char *dir, char *err, size_t errsz)
 	s->dir = strdup(dir);
 	if (rc >= 0 && s->dir && asprintf(&s->files_path, "%s/files", dir) < 0)
 		s->files_path = NULL;
-	if (rc >= 0 && (!s->dir || !s->files_path))
+	if (rc >= 0 && s->dir && asprintf(&s->state_path, "%s/state", dir) < 0)
+		s->state_path = NULL;
+	if (rc >= 0 && (!s->dir || !s->files_path || !s->state_path))
 		rc = -ENOMEM;
 	if (rc < 0) {
 		snprintf(err, errsz, "cannot create the spool directory %s: %s", dir, strerror(-rc));
@@ -94,8 +97,48 @@ void spool_close(struct spool *s)
 		close(s->state_fd);
 	free(s->dir);
 	free(s->files_path);
+	free(s->state_path);
 	memset(s, 0, sizeof(*s));
 	s->files_fd = s->state_fd = -1;
+}
+
+int spool_open_split(struct spool *s, const char *files_dir, const char *state_dir, char *err,
+		     size_t errsz)
+{
+	char real[PATH_MAX];
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	s->files_fd = s->state_fd = -1;
+	if (!realpath(files_dir, real)) {
+		snprintf(err, errsz, "cannot watch %s: %s", files_dir, strerror(errno));
+		return -1;
+	}
+	s->files_fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	rc = s->files_fd < 0 ? -errno : create_categories(s->files_fd);
+	if (rc < 0) {
+		snprintf(err, errsz, "cannot use %s: %s", real, strerror(-rc));
+		goto fail;
+	}
+	rc = mkdir_p(state_dir, 0700);
+	if (rc == 0) {
+		s->state_fd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		rc = s->state_fd < 0 ? -errno : 0;
+	}
+	if (rc < 0) {
+		snprintf(err, errsz, "cannot create the state directory %s: %s", state_dir,
+			 strerror(-rc));
+		goto fail;
+	}
+	s->files_path = strdup(real);
+	s->state_path = strdup(state_dir);
+	s->dir = strdup(state_dir);
+	if (s->files_path && s->state_path && s->dir)
+		return 0;
+	snprintf(err, errsz, "out of memory");
+fail:
+	spool_close(s);
+	return -1;
 }
 
 /* "/home/ana/ei mount" -> "home-ana-ei%20mount": one flat, readable name. */
@@ -125,22 +168,32 @@ static char *escape_mountpoint(const char *mp)
 	return out;
 }
 
-char *spool_default_dir(const char *mountpoint)
+static char *state_home_path(const char *prefix, const char *path)
 {
 	const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-	char *name = escape_mountpoint(mountpoint), *dir = NULL;
+	char *name = escape_mountpoint(path), *dir = NULL;
 	int r = -1;
 
 	if (!name)
 		return NULL;
 	if (xdg && *xdg)
-		r = asprintf(&dir, "%s/ingestfs/%s", xdg, name);
+		r = asprintf(&dir, "%s/ingestfs/%s%s", xdg, prefix, name);
 	else if (geteuid() == 0)
-		r = asprintf(&dir, "/var/lib/ingestfs/%s", name);
+		r = asprintf(&dir, "/var/lib/ingestfs/%s%s", prefix, name);
 	else if (home && *home)
-		r = asprintf(&dir, "%s/.local/state/ingestfs/%s", home, name);
+		r = asprintf(&dir, "%s/.local/state/ingestfs/%s%s", home, prefix, name);
 	free(name);
 	return r < 0 ? NULL : dir;
+}
+
+char *spool_default_dir(const char *mountpoint)
+{
+	return state_home_path("", mountpoint);
+}
+
+char *spool_default_state_dir(const char *watched)
+{
+	return state_home_path("watch-", watched);
 }
 
 static long scan_dir(struct queue *q, int dirfd, const char *rel, unsigned depth)

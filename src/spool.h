@@ -11,6 +11,7 @@
 struct spool {
 	char *dir;
 	char *files_path;
+	char *state_path;
 	int files_fd;
 	int state_fd;
 };
@@ -18,6 +19,12 @@ struct spool {
 /* Create (0700) and open the spool at DIR.  Returns 0 or -1 with ERR set. */
 int spool_open(struct spool *s, const char *dir, char *err, size_t errsz);
 void spool_close(struct spool *s);
+/* Watch mode: the files are an existing folder FILES_DIR (categories are
+ * created in it), the state lives apart in STATE_DIR (created 0700). */
+int spool_open_split(struct spool *s, const char *files_dir, const char *state_dir, char *err,
+		     size_t errsz);
+/* The default state directory for a watched folder (absolute), malloc'd. */
+char *spool_default_state_dir(const char *watched);
 
 /* The default spool for MOUNTPOINT (an absolute path), malloc'd:
  * $XDG_STATE_HOME/ingestfs/<escaped mountpoint>, or /var/lib/ingestfs/... as root. */

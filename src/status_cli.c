@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "layout.h"
 #include "queue.h"
 #include "status_cli.h"
 
@@ -71,12 +73,60 @@ static int parse_summary(const char *text, struct totals *t)
 	return 0;
 }
 
+/* A watched folder (ingestfs watch) marks its root and categories. */
+static bool is_watched(const char *path)
+{
+	char buf[PATH_MAX], *slash;
+	char v[8];
+
+	if (!realpath(path, buf))
+		return false;
+	for (;;) {
+		if (getxattr(buf, "user.ingest.watch", v, sizeof(v)) >= 0)
+			return true;
+		slash = strrchr(buf, '/');
+		if (!slash || slash == buf)
+			return false;
+		*slash = '\0';
+	}
+}
+
+static struct totals *walk_totals;
+
+static int count_file_status(const char *path, const struct stat *st, struct totals *t)
+{
+	char buf[64];
+	const char *name = strrchr(path, '/');
+	int s;
+
+	if (read_xattr(path, "user.ingest.status", buf, sizeof(buf)) < 0)
+		/* Not published yet (a moment after it was written). */
+		s = layout_ignored_name(name ? name + 1 : path) ? FILE_IGNORED : FILE_PENDING;
+	else
+		s = state_from_name(buf);
+	if (s < 0)
+		return -EINVAL;
+	t->n[s]++;
+	if (s != FILE_IGNORED && s != FILE_FAILED)
+		t->total_bytes += (uint64_t)st->st_size;
+	if (s == FILE_UPLOADED || s == FILE_DUPLICATE)
+		t->done_bytes += (uint64_t)st->st_size;
+	return 0;
+}
+
+static int walk_count_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	if (type == FTW_F && S_ISREG(st->st_mode))
+		count_file_status(path, st, walk_totals);
+	return 0;
+}
+
 /* Add PATH's counts to T.  Returns 0 or -errno (-ENODATA: not ingestfs). */
 static int count_path(const char *path, struct totals *t)
 {
 	char buf[512];
 	struct stat st;
-	int s, rc;
+	int rc;
 
 	if (stat(path, &st) < 0)
 		return -errno;
@@ -84,6 +134,10 @@ static int count_path(const char *path, struct totals *t)
 		unsigned long long done, all;
 
 		rc = read_xattr(path, "user.ingest.summary", buf, sizeof(buf));
+		if (rc < 0 && is_watched(path)) {
+			walk_totals = t;
+			return nftw(path, walk_count_one, 32, FTW_PHYS | FTW_MOUNT) < 0 ? -errno : 0;
+		}
 		if (rc < 0)
 			return rc;
 		if (read_xattr(path, "user.ingest.bytes", buf + 256, sizeof(buf) - 256) == 0 &&
@@ -94,17 +148,9 @@ static int count_path(const char *path, struct totals *t)
 		return parse_summary(buf, t);
 	}
 	rc = read_xattr(path, "user.ingest.status", buf, sizeof(buf));
-	if (rc < 0)
+	if (rc < 0 && !is_watched(path))
 		return rc;
-	s = state_from_name(buf);
-	if (s < 0)
-		return -EINVAL;
-	t->n[s]++;
-	if (s != FILE_IGNORED && s != FILE_FAILED)
-		t->total_bytes += (uint64_t)st.st_size;
-	if (s == FILE_UPLOADED || s == FILE_DUPLICATE)
-		t->done_bytes += (uint64_t)st.st_size;
-	return 0;
+	return count_file_status(path, &st, t);
 }
 
 static int count_all(const struct status_args *a, struct totals *t, const char **bad)

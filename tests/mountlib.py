@@ -191,12 +191,17 @@ class Emulator:
 class Mount:
     """ingestfs -f on a fresh mountpoint; unmounted at exit whatever happens."""
 
+    log_name = "ingestfs.log"
+
+    def command(self, url, options):
+        return [BIN, "-f", "-o", options, self.mnt]
+
     def __init__(self, root, url, key=GOOD_KEY, opts="", spool=None, env=None, mnt=None):
         self.root = root
         self.mnt = mnt or os.path.join(root, "mnt")
         self.spool = spool or os.path.join(root, "spool")
         self.key_file = os.path.join(root, "key")
-        self.stderr_path = os.path.join(root, "ingestfs.log")
+        self.stderr_path = os.path.join(root, self.log_name)
         os.makedirs(self.mnt, exist_ok=True)
         if key:
             self.write_key(key)
@@ -205,7 +210,7 @@ class Mount:
             options += ",api_key_file=" + self.key_file
         if opts:
             options += "," + opts
-        self.cmd = [BIN, "-f", "-o", options, self.mnt]
+        self.cmd = self.command(url, options)
         if os.environ.get("INGESTFS_VALGRIND") == "1":
             # Any invalid access or definite leak makes the exit status 99,
             # which every test that unmounts checks.
@@ -305,3 +310,42 @@ class Mount:
         paths = [self.path(r) for r in rels] or [self.mnt]
         return self.status_cmd("--wait", "--timeout", str(timeout), *paths,
                                timeout=timeout + 30)
+
+
+class Watcher(Mount):
+    """ingestfs watch -f on a plain folder; stopped with SIGTERM at exit."""
+
+    log_name = "watch.log"
+
+    def __init__(self, root, url, key=GOOD_KEY, opts="", state=None, env=None, folder=None):
+        super().__init__(root, url, key=key, opts=opts, spool=state or os.path.join(root, "state"),
+                         env=env, mnt=folder or os.path.join(root, "watched"))
+
+    def command(self, url, options):
+        options = options.replace("spool=", "state=")
+        return [BIN, "watch", "-f", "-o", options, self.mnt]
+
+    def start(self):
+        seen = self.log().count("watching")
+        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.stderr_path, "a"))
+        if not wait_until(lambda: self.log().count("watching") > seen
+                          or self.proc.poll() is not None, 20):
+            raise RuntimeError("watcher did not start: " + self.log())
+        if self.proc.poll() is not None:
+            raise RuntimeError("ingestfs watch exited: " + self.log())
+
+    def stop(self):
+        if self.proc is None:
+            return None
+        self.proc.terminate()
+        try:
+            rc = self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.proc = None
+        return rc
+
+    def journal(self):
+        return os.path.join(self.spool, "journal")

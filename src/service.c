@@ -1,0 +1,220 @@
+/* service.c: start-up and shutdown shared by the mount and the watcher. */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "apikey.h"
+#include "log.h"
+#include "notify.h"
+#include "service.h"
+
+static struct uploader *hup_target;
+
+static void on_sighup(int sig)
+{
+	if (hup_target)
+		uploader_request_key_reload(hup_target);
+}
+
+int service_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("ingestfs: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+int service_parse(struct service *s, int argc, char **argv, const char *what, bool *exit_now)
+{
+	char err[512], *cfg = options_config_path();
+	int rc = 0;
+
+	*exit_now = false;
+	s->spool.files_fd = s->spool.state_fd = -1;
+	options_init(&s->opt);
+	if (cfg && options_load_config(&s->opt, cfg, err, sizeof(err)) < 0)
+		rc = service_fail("%s", err);
+	else if (options_parse_args(&s->opt, argc - 1, argv + 1, err, sizeof(err)) < 0)
+		rc = service_fail("%s", err);
+	free(cfg);
+	if (rc)
+		return rc;
+	if (s->opt.show_help || s->opt.show_version) {
+		if (s->opt.show_help)
+			options_usage(stdout);
+		else
+			printf("%s %s\n", PACKAGE_NAME, PACKAGE_VERSION);
+		*exit_now = true;
+		return 0;
+	}
+	if (!s->opt.mountpoint)
+		return service_fail("no %s given (see ingestfs --help)", what);
+	log_set_level(s->opt.log_level);
+	return 0;
+}
+
+int service_make_absolute(char **path)
+{
+	char cwd[PATH_MAX], *abs;
+
+	if (!*path || (*path)[0] == '/')
+		return 0;
+	if (!getcwd(cwd, sizeof(cwd)))
+		return service_fail("cannot resolve %s: %s", *path, strerror(errno));
+	if (asprintf(&abs, "%s/%s", cwd, *path) < 0)
+		return service_fail("out of memory");
+	free(*path);
+	*path = abs;
+	return 0;
+}
+
+static int load_key(struct service *s)
+{
+	char err[512];
+
+	apikey_take_from_env();
+	if (apikey_load(&s->opt, &s->key, err, sizeof(err)) < 0)
+		return service_fail("%s", err);
+	return 0;
+}
+
+static void replay_record(void *arg, const struct journal_record *r)
+{
+	queue_replay(arg, r);
+}
+
+/* Journal first, then the files (the truth), then a fresh journal. */
+static int recover_queue(struct service *s)
+{
+	struct journal_replay_stats js;
+	struct queue_recovery rec;
+	long found;
+	int rc = journal_replay(s->spool.state_fd, replay_record, s->queue, &js);
+
+	if (rc < 0)
+		return service_fail("cannot read the queue journal in %s: %s", s->spool.state_path,
+				    strerror(-rc));
+	if (js.bad_header)
+		log_warn("the queue journal was not readable; set aside as journal.bad, "
+			 "rebuilding the queue from the files");
+	if (js.damaged || js.torn_tail)
+		log_warn("the queue journal had %zu damaged line(s)%s; the files decide",
+			 js.damaged, js.torn_tail ? " and a torn last line" : "");
+	found = spool_scan(&s->spool, s->queue);
+	if (found < 0)
+		return service_fail("cannot read %s: %s", s->spool.files_path, strerror((int)-found));
+	queue_reconcile_finish(s->queue, &rec);
+	rc = journal_open(s->spool.state_fd, &s->journal);
+	if (rc == 0) {
+		queue_set_journal(s->queue, s->journal);
+		rc = queue_compact_journal(s->queue);
+	}
+	if (rc < 0)
+		return service_fail("cannot write the queue journal in %s: %s", s->spool.state_path,
+				    strerror(-rc));
+	if (rec.files)
+		log_info("%s: %zu file(s), %zu to upload, %zu interrupted while writing",
+			 s->spool.files_path, rec.files, rec.pending, rec.interrupted);
+	return 0;
+}
+
+static int open_queue(struct service *s)
+{
+	s->queue = queue_new(&(struct queue_config){
+		.settle_ms = s->opt.settle_ms,
+		.batch_max = s->opt.batch,
+		.batch_bytes_max = 32ull * 1024 * 1024,
+		.backoff_min_ms = s->opt.backoff_ms,
+		.backoff_max_ms = s->opt.backoff_max_ms,
+		.linger_ms = 100,
+	});
+	return s->queue ? recover_queue(s) : service_fail("out of memory");
+}
+
+int service_open(struct service *s, const char *spool_dir, const char *files_dir,
+		 const char *state_dir)
+{
+	char err[512];
+	int rc;
+
+	/* curl wants this before any thread exists. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return service_fail("cannot initialise libcurl");
+	s->curl_ready = true;
+	if ((rc = load_key(s)))
+		return rc;
+	if (files_dir)
+		rc = spool_open_split(&s->spool, files_dir, state_dir, err, sizeof(err));
+	else
+		rc = spool_open(&s->spool, spool_dir, err, sizeof(err));
+	if (rc < 0)
+		return service_fail("%s", err);
+	if ((rc = open_queue(s)))
+		return rc;
+	s->uploader = uploader_new(s->queue, s->spool.files_fd, &s->opt, s->key);
+	if (!s->uploader)
+		return service_fail("out of memory");
+	s->key = NULL; /* the uploader owns it now */
+	return 0;
+}
+
+int service_start(struct service *s)
+{
+	struct sigaction sa = {.sa_handler = on_sighup};
+	int rc;
+
+	hup_target = s->uploader;
+	sigaction(SIGHUP, &sa, NULL);
+	if (s->opt.insecure)
+		log_warn("TLS certificates are not verified (insecure): for test servers only");
+	rc = uploader_start(s->uploader);
+	if (rc < 0) {
+		log_error("cannot start the upload thread: %s", strerror(-rc));
+		return 1;
+	}
+	notify_service_manager("READY=1");
+	return 0;
+}
+
+void service_stop(struct service *s, const char *what)
+{
+	struct queue_counts c;
+	size_t left;
+
+	notify_service_manager("STOPPING=1");
+	uploader_stop(s->uploader);
+	hup_target = NULL;
+	queue_count(s->queue, "", &c);
+	left = c.n[FILE_PENDING] + c.n[FILE_WRITING] + c.n[FILE_UPLOADING];
+	if (left)
+		log_info("%s with %zu file(s) not yet uploaded; they will go at the next start",
+			 what, left);
+}
+
+void service_close(struct service *s)
+{
+	uploader_free(s->uploader);
+	if (s->queue)
+		queue_set_journal(s->queue, NULL);
+	journal_close(s->journal);
+	queue_free(s->queue);
+	if (s->spool.dir || s->spool.files_path)
+		spool_close(&s->spool);
+	if (s->curl_ready)
+		curl_global_cleanup();
+	apikey_free(s->key);
+	options_free(&s->opt);
+}

@@ -1,0 +1,529 @@
+/* watch.c: the inotify front end.  It turns events on a watched folder into
+ * the same queue events that fs.c reports for the mount, so both front ends
+ * share every rule (layout, settle, retries, journal).
+ *
+ * Thread model: one thread (main) reads inotify and signals and publishes
+ * status xattrs; the uploader thread is the service's.  The only shared
+ * state is the queue, which has its own lock. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define FUSE_USE_VERSION 312
+#include <fuse.h> /* fuse_daemonize */
+
+#include "clock.h"
+#include "layout.h"
+#include "log.h"
+#include "service.h"
+#include "watch.h"
+
+#define WATCH_MASK                                                                           \
+	(IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE |  \
+	 IN_DELETE_SELF | IN_DONT_FOLLOW | IN_EXCL_UNLINK | IN_ONLYDIR)
+#define PUBLISH_EVERY_MS 300
+#define MAX_DEPTH 256
+
+/* inotify names files, and by the time an event is read the name may be
+ * gone (rsync renames right after the close): remember both. */
+struct writing {
+	uint64_t ino;
+	char *path;
+};
+
+struct watcher {
+	struct service svc;
+	int inotify_fd;
+	int files_fd;
+	char **wd_path; /* watch descriptor -> folder, relative ("" is the root) */
+	int nwd;
+	struct writing *writing; /* files seen modified and not yet closed */
+	size_t nwriting, cap_writing;
+	bool xattrs_ok;
+	uint32_t move_cookie; /* a MOVED_FROM waiting for its MOVED_TO */
+	char *move_from;
+	bool move_is_dir;
+};
+
+/* ---- paths ---- */
+
+static char *join(const char *dir, const char *name)
+{
+	char *p;
+
+	if (asprintf(&p, "%s%s%s", dir, *dir ? "/" : "", name) < 0)
+		return NULL;
+	return p;
+}
+
+static int stat_rel(struct watcher *w, const char *rel, struct stat *st)
+{
+	return fstatat(w->files_fd, *rel ? rel : ".", st, AT_SYMLINK_NOFOLLOW);
+}
+
+/* ---- inodes being written (inotify has no "opened for writing") ---- */
+
+static ssize_t writing_find(struct watcher *w, uint64_t ino, const char *path)
+{
+	for (size_t i = 0; i < w->nwriting; i++) {
+		if (path ? strcmp(w->writing[i].path, path) == 0 : w->writing[i].ino == ino)
+			return (ssize_t)i;
+	}
+	return -1;
+}
+
+static void writing_add(struct watcher *w, uint64_t ino, const char *path)
+{
+	char *copy = strdup(path);
+
+	if (!copy)
+		return;
+	if (w->nwriting == w->cap_writing) {
+		size_t cap = w->cap_writing ? w->cap_writing * 2 : 64;
+		struct writing *bigger = realloc(w->writing, cap * sizeof(*bigger));
+
+		if (!bigger) {
+			free(copy);
+			return;
+		}
+		w->writing = bigger;
+		w->cap_writing = cap;
+	}
+	w->writing[w->nwriting++] = (struct writing){ino, copy};
+}
+
+/* Take entry I out of the set; returns its inode. */
+static uint64_t writing_take(struct watcher *w, size_t i)
+{
+	uint64_t ino = w->writing[i].ino;
+
+	free(w->writing[i].path);
+	w->writing[i] = w->writing[--w->nwriting];
+	return ino;
+}
+
+/* ---- what happened to a file ---- */
+
+static void file_modified(struct watcher *w, const char *rel)
+{
+	struct stat st;
+
+	if (stat_rel(w, rel, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    writing_find(w, st.st_ino, NULL) >= 0)
+		return;
+	queue_open_write(w->svc.queue, st.st_ino, rel);
+	queue_written(w->svc.queue, st.st_ino);
+	writing_add(w, st.st_ino, rel);
+}
+
+/* A file found complete (closed, or in a folder that appeared whole):
+ * like a write and a close, so settle still applies.  A known file found
+ * elsewhere moved there before its folder was watched. */
+static void file_found(struct watcher *w, const char *rel, const struct stat *st)
+{
+	char known[PATH_MAX];
+
+	if (queue_path_of(w->svc.queue, st->st_ino, known, sizeof(known))) {
+		if (strcmp(known, rel) != 0)
+			queue_renamed(w->svc.queue, known, rel, st->st_ino, (uint64_t)st->st_size,
+				      false);
+		return;
+	}
+	queue_open_write(w->svc.queue, st->st_ino, rel);
+	queue_written(w->svc.queue, st->st_ino);
+	queue_flushed(w->svc.queue, st->st_ino, (uint64_t)st->st_size);
+	queue_close_write(w->svc.queue, st->st_ino, (uint64_t)st->st_size);
+}
+
+static void file_closed(struct watcher *w, const char *rel)
+{
+	struct stat st;
+	bool exists = stat_rel(w, rel, &st) == 0;
+	ssize_t i = writing_find(w, 0, rel);
+	uint64_t ino, size;
+
+	if (exists && !S_ISREG(st.st_mode))
+		return;
+	if (i < 0) {
+		if (exists)
+			file_found(w, rel, &st);
+		return;
+	}
+	ino = writing_take(w, (size_t)i);
+	/* Renamed or removed since: its size comes with the rename event. */
+	size = exists && (uint64_t)st.st_ino == ino ? (uint64_t)st.st_size : QUEUE_SIZE_UNKNOWN;
+	queue_flushed(w->svc.queue, ino, size);
+	queue_close_write(w->svc.queue, ino, size);
+}
+
+/* ---- watches ---- */
+
+static int wd_set(struct watcher *w, int wd, const char *rel)
+{
+	if (wd >= w->nwd) {
+		int n = wd + 64;
+		char **bigger = realloc(w->wd_path, (size_t)n * sizeof(*bigger));
+
+		if (!bigger)
+			return -ENOMEM;
+		memset(bigger + w->nwd, 0, (size_t)(n - w->nwd) * sizeof(*bigger));
+		w->wd_path = bigger;
+		w->nwd = n;
+	}
+	free(w->wd_path[wd]);
+	w->wd_path[wd] = strdup(rel);
+	return w->wd_path[wd] ? 0 : -ENOMEM;
+}
+
+static void watch_limit_message(void)
+{
+	log_error("the inotify watch limit is reached; raise it, for example "
+		  "sysctl fs.inotify.max_user_watches=524288 (and put it in /etc/sysctl.d/)");
+}
+
+/* Watch REL and everything below it.  With NEW_FILES, files found are
+ * queued as new: a folder created or moved in after the watch began. */
+static int watch_tree(struct watcher *w, const char *rel, bool new_files, unsigned depth)
+{
+	char abs[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+	int wd, fd;
+
+	snprintf(abs, sizeof(abs), "%s%s%s", w->svc.spool.files_path, *rel ? "/" : "", rel);
+	wd = inotify_add_watch(w->inotify_fd, abs, WATCH_MASK);
+	if (wd < 0) {
+		if (errno == ENOSPC)
+			watch_limit_message();
+		return -errno;
+	}
+	if (wd_set(w, wd, rel) < 0 || depth > MAX_DEPTH)
+		return -ENOMEM;
+	/* Listed after the watch exists, so nothing created meanwhile is lost. */
+	fd = openat(w->files_fd, *rel ? rel : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	d = fd >= 0 ? fdopendir(fd) : NULL;
+	while (d && (de = readdir(d))) {
+		struct stat st;
+		char *sub;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		sub = join(rel, de->d_name);
+		if (sub && stat_rel(w, sub, &st) == 0) {
+			if (S_ISDIR(st.st_mode))
+				watch_tree(w, sub, new_files, depth + 1);
+			else if (S_ISREG(st.st_mode) && new_files &&
+				 writing_find(w, st.st_ino, NULL) < 0)
+				file_found(w, sub, &st);
+			if (S_ISREG(st.st_mode))
+				queue_rescan_seen(w->svc.queue, st.st_ino);
+		}
+		free(sub);
+	}
+	if (d)
+		closedir(d);
+	else if (fd >= 0)
+		close(fd);
+	return 0;
+}
+
+/* Lost events: watch everything again and let the queue keep only what
+ * is still there.  Known files keep their state, so nothing goes twice. */
+static void rescan(struct watcher *w)
+{
+	log_warn("inotify lost events (queue overflow); rescanning %s", w->svc.spool.files_path);
+	/* Their closes may be among the lost: count them closed now; a file
+	 * still being written postpones itself at its next write. */
+	while (w->nwriting) {
+		uint64_t ino = writing_take(w, w->nwriting - 1);
+		char path[PATH_MAX];
+		struct stat st;
+
+		if (queue_path_of(w->svc.queue, ino, path, sizeof(path)) && stat_rel(w, path, &st) == 0) {
+			queue_flushed(w->svc.queue, ino, (uint64_t)st.st_size);
+			queue_close_write(w->svc.queue, ino, (uint64_t)st.st_size);
+		}
+	}
+	queue_rescan_begin(w->svc.queue);
+	watch_tree(w, "", true, 0);
+	queue_rescan_end(w->svc.queue);
+}
+
+static void rename_watched_dirs(struct watcher *w, const char *from, const char *to)
+{
+	size_t n = strlen(from);
+
+	for (int i = 0; i < w->nwd; i++) {
+		char *p = w->wd_path[i], *fresh;
+
+		if (!p || strncmp(p, from, n) != 0 || (p[n] != '/' && p[n] != '\0'))
+			continue;
+		if (asprintf(&fresh, "%s%s", to, p + n) >= 0) {
+			free(p);
+			w->wd_path[i] = fresh;
+		}
+	}
+}
+
+/* ---- moves: a MOVED_FROM waits for the MOVED_TO with its cookie ---- */
+
+static void flush_move(struct watcher *w)
+{
+	if (!w->move_from)
+		return;
+	/* Moved out of the tree. */
+	queue_forget(w->svc.queue, w->move_from, w->move_is_dir);
+	free(w->move_from);
+	w->move_from = NULL;
+}
+
+static void moved_to(struct watcher *w, const struct inotify_event *ev, const char *rel)
+{
+	bool is_dir = ev->mask & IN_ISDIR;
+	struct stat st;
+
+	if (stat_rel(w, rel, &st) < 0)
+		return;
+	if (w->move_from && w->move_cookie == ev->cookie) {
+		queue_renamed(w->svc.queue, w->move_from, rel, st.st_ino, (uint64_t)st.st_size,
+			      is_dir);
+		if (is_dir)
+			rename_watched_dirs(w, w->move_from, rel);
+		free(w->move_from);
+		w->move_from = NULL;
+		return;
+	}
+	flush_move(w);
+	/* Moved in from elsewhere: complete, like a rename into place. */
+	if (is_dir)
+		watch_tree(w, rel, true, 0);
+	else if (S_ISREG(st.st_mode))
+		queue_renamed(w->svc.queue, "", rel, st.st_ino, (uint64_t)st.st_size, false);
+}
+
+/* ---- events ---- */
+
+static void handle_event(struct watcher *w, const struct inotify_event *ev)
+{
+	const char *dir = ev->wd >= 0 && ev->wd < w->nwd ? w->wd_path[ev->wd] : NULL;
+	char *rel;
+
+	if (ev->mask & IN_Q_OVERFLOW) {
+		flush_move(w);
+		rescan(w);
+		return;
+	}
+	if (!dir)
+		return;
+	if (ev->mask & (IN_DELETE_SELF | IN_IGNORED)) {
+		free(w->wd_path[ev->wd]);
+		w->wd_path[ev->wd] = NULL;
+		return;
+	}
+	if (!ev->len)
+		return;
+	rel = join(dir, ev->name);
+	if (!rel)
+		return;
+	if (!(ev->mask & IN_MOVED_TO))
+		flush_move(w);
+	if (ev->mask & IN_MOVED_FROM) {
+		w->move_from = rel;
+		w->move_cookie = ev->cookie;
+		w->move_is_dir = ev->mask & IN_ISDIR;
+		return;
+	}
+	if (ev->mask & IN_MOVED_TO)
+		moved_to(w, ev, rel);
+	else if ((ev->mask & IN_CREATE) && (ev->mask & IN_ISDIR))
+		watch_tree(w, rel, true, 0);
+	else if (ev->mask & (IN_CREATE | IN_MODIFY))
+		file_modified(w, rel);
+	else if (ev->mask & IN_CLOSE_WRITE)
+		file_closed(w, rel);
+	else if (ev->mask & IN_DELETE)
+		queue_forget(w->svc.queue, rel, ev->mask & IN_ISDIR);
+	free(rel);
+}
+
+static void read_events(struct watcher *w)
+{
+	char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+
+	while ((n = read(w->inotify_fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+
+			handle_event(w, ev);
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+	flush_move(w);
+}
+
+/* ---- status on the real files ---- */
+
+static void publish_one(void *arg, const char *path, enum file_state state, const char *result)
+{
+	struct watcher *w = arg;
+	char abs[PATH_MAX];
+	const char *name = file_state_name(state);
+
+	if (!w->xattrs_ok)
+		return;
+	snprintf(abs, sizeof(abs), "%s/%s", w->svc.spool.files_path, path);
+	if (lsetxattr(abs, "user.ingest.status", name, strlen(name), 0) < 0) {
+		if (errno == ENOTSUP || errno == EOPNOTSUPP) {
+			log_warn("%s does not keep user xattrs: see the status with ingestfs status",
+				 w->svc.spool.files_path);
+			w->xattrs_ok = false;
+		}
+		return;
+	}
+	if (result && *result)
+		lsetxattr(abs, "user.ingest.result", result, strlen(result), 0);
+	else
+		lremovexattr(abs, "user.ingest.result");
+}
+
+/* ---- the loop ---- */
+
+static int open_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+static int run(struct watcher *w)
+{
+	struct pollfd fds[2] = {{.fd = w->inotify_fd, .events = POLLIN}};
+	int64_t next_publish = 0;
+
+	fds[1].fd = open_signals();
+	fds[1].events = POLLIN;
+	if (fds[1].fd < 0 || service_start(&w->svc))
+		return 1;
+	log_info("watching %s (state %s, service %s)", w->svc.spool.files_path,
+		 w->svc.spool.state_path, w->svc.opt.url);
+	for (;;) {
+		int64_t now = clock_now_ms();
+
+		if (now >= next_publish) {
+			queue_publish_changes(w->svc.queue, publish_one, w);
+			next_publish = now + PUBLISH_EVERY_MS;
+		}
+		if (poll(fds, 2, PUBLISH_EVERY_MS) < 0 && errno != EINTR)
+			break;
+		if (fds[1].revents & POLLIN)
+			break;
+		if (fds[0].revents & POLLIN) {
+			read_events(w);
+			/* At once, so no stale "uploaded" outlives a change. */
+			next_publish = 0;
+		}
+	}
+	close(fds[1].fd);
+	service_stop(&w->svc, "stopped");
+	queue_publish_changes(w->svc.queue, publish_one, w);
+	return 0;
+}
+
+/* Tells `ingestfs status` that this tree is watched (it has no summary
+ * xattrs on folders, so it adds up the files' own). */
+static void mark_watched(struct watcher *w)
+{
+	char abs[PATH_MAX];
+
+	for (int i = -1; i < (int)layout_category_count(); i++) {
+		snprintf(abs, sizeof(abs), "%s/%s", w->svc.spool.files_path,
+			 i < 0 ? "" : layout_category_name(i));
+		lsetxattr(abs, "user.ingest.watch", "1", 1, 0);
+	}
+}
+
+static int open_watch(struct watcher *w)
+{
+	const struct options *o = &w->svc.opt;
+	char real[PATH_MAX], *state;
+	int rc;
+
+	if (!realpath(o->mountpoint, real))
+		return service_fail("cannot watch %s: %s", o->mountpoint, strerror(errno));
+	state = o->state_dir ? strdup(o->state_dir) : spool_default_state_dir(real);
+	if (!state)
+		return service_fail("cannot choose a state directory: set -o state=DIR");
+	if (strncmp(state, real, strlen(real)) == 0 &&
+	    (state[strlen(real)] == '/' || state[strlen(real)] == '\0')) {
+		free(state);
+		return service_fail("the state directory must be outside the watched folder");
+	}
+	rc = service_open(&w->svc, NULL, real, state);
+	free(state);
+	if (rc)
+		return rc;
+	w->files_fd = w->svc.spool.files_fd;
+	w->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (w->inotify_fd < 0)
+		return service_fail("inotify: %s", strerror(errno));
+	/* Files made between the spool scan and the watch count as new. */
+	rc = watch_tree(w, "", true, 0);
+	mark_watched(w);
+	if (rc == -ENOSPC)
+		return service_fail("the inotify watch limit is reached: raise "
+				    "fs.inotify.max_user_watches (sysctl)");
+	return rc < 0 ? service_fail("cannot watch %s: %s", real, strerror(-rc)) : 0;
+}
+
+int watch_main(int argc, char **argv)
+{
+	struct watcher w = {.inotify_fd = -1, .files_fd = -1, .xattrs_ok = true};
+	struct options *o = &w.svc.opt;
+	bool exit_now;
+	int rc = service_parse(&w.svc, argc, argv, "folder to watch", &exit_now);
+
+	if (rc || exit_now)
+		goto out;
+	if ((rc = service_make_absolute(&o->state_dir)) ||
+	    (rc = service_make_absolute(&o->api_key_file)) ||
+	    (rc = service_make_absolute(&o->cafile)) || (rc = open_watch(&w)))
+		goto out;
+	if (fuse_daemonize(o->foreground) != 0) {
+		rc = 1;
+		goto out;
+	}
+	if (!o->foreground)
+		log_use_syslog(true);
+	rc = run(&w);
+out:
+	if (w.inotify_fd >= 0)
+		close(w.inotify_fd);
+	for (int i = 0; i < w.nwd; i++)
+		free(w.wd_path[i]);
+	free(w.wd_path);
+	while (w.nwriting)
+		writing_take(&w, w.nwriting - 1);
+	free(w.writing);
+	free(w.move_from);
+	service_close(&w.svc);
+	return rc;
+}
