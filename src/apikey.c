@@ -104,8 +104,9 @@ int apikey_load(const struct options *o, char **key, char *err, size_t errsz)
 		*key = trimmed_copy(o->api_key, strlen(o->api_key));
 	}
 	if (!*key) {
-		snprintf(err, errsz, "no API key: use -o api_key_file=PATH, set EI_API_KEY, "
-				     "or put api_key in the config file");
+		snprintf(err, errsz,
+			 "no API key: use -o api_key_file=PATH, set EI_API_KEY, "
+			 "or put api_key in the config file");
 		return -1;
 	}
 	if (!key_is_sane(*key)) {

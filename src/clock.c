@@ -16,6 +16,12 @@ int64_t clock_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int64_t clock_wall_s(void) { return (int64_t)time(NULL); }
+int64_t clock_wall_s(void)
+{
+	return (int64_t)time(NULL);
+}
 
-void clock_override(int64_t (*fn)(void)) { override_fn = fn; }
+void clock_override(int64_t (*fn)(void))
+{
+	override_fn = fn;
+}

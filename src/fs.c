@@ -89,8 +89,8 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	/* Large writes, moved by splice where the kernel can. */
 	conn->max_write = 1024 * 1024;
-	conn->want |= conn->capable & (FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE |
-				       FUSE_CAP_SPLICE_READ);
+	conn->want |= conn->capable &
+		      (FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE | FUSE_CAP_SPLICE_READ);
 	return ctx();
 }
 
@@ -104,7 +104,8 @@ static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *
 
 static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-	int rc = fi ? fchmod(handle_of(fi)->fd, mode) : fchmodat(ctx()->files_fd, rel(path), mode, 0);
+	int rc = fi ? fchmod(handle_of(fi)->fd, mode)
+		    : fchmodat(ctx()->files_fd, rel(path), mode, 0);
 
 	return rc < 0 ? -errno : 0;
 }
@@ -326,8 +327,7 @@ static int fs_readlink(const char *path, char *buf, size_t size)
 
 /* ---- files ---- */
 
-static int open_handle(const char *path, int fd, int flags, bool created,
-		       struct fuse_file_info *fi)
+static int open_handle(const char *path, int fd, int flags, bool created, struct fuse_file_info *fi)
 {
 	struct fs_context *c = ctx();
 	struct fs_handle *h = calloc(1, sizeof(*h));
@@ -407,8 +407,7 @@ static int fs_write_buf(const char *path, struct fuse_bufvec *buf, off_t off,
 	return (int)n;
 }
 
-static int fs_fallocate(const char *path, int mode, off_t off, off_t len,
-			struct fuse_file_info *fi)
+static int fs_fallocate(const char *path, int mode, off_t off, off_t len, struct fuse_file_info *fi)
 {
 	struct fs_handle *h = handle_of(fi);
 
@@ -498,7 +497,8 @@ static int file_status(const char *path, const char *name, char *text, size_t te
 	if (layout_classify(rel(path), &lp) < 0)
 		return -ENODATA;
 	if (lp.ignored) {
-		snprintf(text, textsz, "%s", strcmp(name, XATTR_STATUS) == 0 ? "ignored" : lp.ignored);
+		snprintf(text, textsz, "%s",
+			 strcmp(name, XATTR_STATUS) == 0 ? "ignored" : lp.ignored);
 		return 0;
 	}
 	if (fstatat(c->files_fd, rel(path), &st, AT_SYMLINK_NOFOLLOW) < 0)

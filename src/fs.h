@@ -9,8 +9,8 @@
 #include "queue.h"
 
 struct fs_context {
-	int files_fd;            /* SPOOL/files */
-	const char *files_path;  /* its absolute path, for the xattr calls */
+	int files_fd;           /* SPOOL/files */
+	const char *files_path; /* its absolute path, for the xattr calls */
 	struct queue *q;
 };
 

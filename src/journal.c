@@ -321,7 +321,10 @@ int journal_sync(struct journal *j)
 	return 0;
 }
 
-uint64_t journal_size(struct journal *j) { return j->size; }
+uint64_t journal_size(struct journal *j)
+{
+	return j->size;
+}
 
 /* ---- replay ---- */
 

@@ -53,10 +53,10 @@ int journal_sync(struct journal *j);
 uint64_t journal_size(struct journal *j);
 
 struct journal_replay_stats {
-	size_t records;   /* applied */
-	size_t damaged;   /* lines skipped: bad CRC, bad fields */
-	bool torn_tail;   /* the last line was cut short */
-	bool bad_header;  /* not a journal at all; set aside */
+	size_t records;  /* applied */
+	size_t damaged;  /* lines skipped: bad CRC, bad fields */
+	bool torn_tail;  /* the last line was cut short */
+	bool bad_header; /* not a journal at all; set aside */
 };
 
 /* Call APPLY for every good record of STATE_FD/journal, in order.  A

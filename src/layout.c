@@ -29,7 +29,10 @@ static const struct extension_type supported[] = {
 static const char *const junk_suffixes[] = {"~", ".swp", ".tmp", ".part", ".crdownload"};
 static const char *const junk_names[] = {"Thumbs.db", "desktop.ini"};
 
-size_t layout_category_count(void) { return sizeof(categories) / sizeof(categories[0]); }
+size_t layout_category_count(void)
+{
+	return sizeof(categories) / sizeof(categories[0]);
+}
 
 const char *layout_category_name(int index)
 {

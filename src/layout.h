@@ -22,12 +22,12 @@ enum layout_kind {
 
 struct layout_path {
 	enum layout_kind kind;
-	int category;         /* index into the category table, -1 if none */
-	const char *label;    /* points into the path; NULL if no label */
+	int category;      /* index into the category table, -1 if none */
+	const char *label; /* points into the path; NULL if no label */
 	size_t label_len;
-	const char *name;     /* last component */
-	unsigned depth;       /* components below the category (file = 1 at top) */
-	const char *ignored;  /* why it is never uploaded, or NULL */
+	const char *name;    /* last component */
+	unsigned depth;      /* components below the category (file = 1 at top) */
+	const char *ignored; /* why it is never uploaded, or NULL */
 };
 
 /* Categories exposed as folders at the root, in table order. */

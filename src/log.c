@@ -12,7 +12,10 @@
 static enum log_level current_level = LOG_LEVEL_INFO;
 static bool to_syslog;
 
-void log_set_level(enum log_level level) { current_level = level; }
+void log_set_level(enum log_level level)
+{
+	current_level = level;
+}
 
 void log_use_syslog(bool on)
 {

@@ -52,8 +52,8 @@ void options_free(struct options *o)
 	memset(o, 0, sizeof(*o));
 }
 
-static int parse_uint(const char *key, const char *value, unsigned min, unsigned max,
-		      unsigned *out, char *err, size_t errsz)
+static int parse_uint(const char *key, const char *value, unsigned min, unsigned max, unsigned *out,
+		      char *err, size_t errsz)
 {
 	char *end;
 	unsigned long v;
@@ -149,8 +149,8 @@ out:
 	return rc;
 }
 
-int options_set(struct options *o, const char *key, const char *value, bool from_config,
-		char *err, size_t errsz)
+int options_set(struct options *o, const char *key, const char *value, bool from_config, char *err,
+		size_t errsz)
 {
 	if (strcmp(key, "url") == 0)
 		return set_string(&o->url, key, value, err, errsz);
@@ -158,8 +158,9 @@ int options_set(struct options *o, const char *key, const char *value, bool from
 		return set_string(&o->api_key_file, key, value, err, errsz);
 	if (strcmp(key, "api_key") == 0) {
 		if (!from_config) {
-			snprintf(err, errsz, "the API key must not be given on the command line "
-					     "(anyone can read it in ps); use api_key_file= or EI_API_KEY");
+			snprintf(err, errsz,
+				 "the API key must not be given on the command line "
+				 "(anyone can read it in ps); use api_key_file= or EI_API_KEY");
 			return -1;
 		}
 		return set_string(&o->api_key, key, value, err, errsz);
@@ -194,7 +195,8 @@ int options_set(struct options *o, const char *key, const char *value, bool from
 		return set_flag(&o->insecure, key, value, err, errsz);
 	if (strcmp(key, "log_level") == 0) {
 		if (!value || log_level_parse(value, &o->log_level) < 0) {
-			snprintf(err, errsz, "option 'log_level' is one of error, warn, info, debug");
+			snprintf(err, errsz,
+				 "option 'log_level' is one of error, warn, info, debug");
 			return -1;
 		}
 		return 0;

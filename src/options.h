@@ -40,8 +40,8 @@ void options_free(struct options *o);
 /* Apply one KEY or KEY=VALUE setting.  FROM_CONFIG allows keys that must
  * never be on a command line (api_key).  Returns 0, 1 when the key is not
  * ours (a FUSE option), or -1 with a message in ERR. */
-int options_set(struct options *o, const char *key, const char *value, bool from_config,
-		char *err, size_t errsz);
+int options_set(struct options *o, const char *key, const char *value, bool from_config, char *err,
+		size_t errsz);
 
 /* Parse "-f -d -o a,b=c MOUNTPOINT" (after the program name).  Returns 0,
  * or -1 with a message in ERR. */

@@ -31,15 +31,15 @@ struct entry {
 	uint64_t size;
 	int64_t due_ms; /* settle deadline or earliest next attempt */
 	unsigned attempts;
-	bool queue_now;  /* renamed into place: skip settle once closed */
-	bool maybe_sent; /* an attempt for this content may have been stored */
-	bool seen;       /* recovery: found in the spool */
-	int write_error; /* errno of a failed write in this writing session */
-	bool close_journaled; /* the QUEUED record of this content is written */
+	bool queue_now;         /* renamed into place: skip settle once closed */
+	bool maybe_sent;        /* an attempt for this content may have been stored */
+	bool seen;              /* recovery: found in the spool */
+	int write_error;        /* errno of a failed write in this writing session */
+	bool close_journaled;   /* the QUEUED record of this content is written */
 	unsigned dirty_handles; /* open handles written since their last close */
-	bool annotation;      /* a .labels file: listed in queue.annotations */
-	char *parked_path;    /* where it was uploaded from, while hidden */
-	uint32_t published;   /* signature of the status last published */
+	bool annotation;        /* a .labels file: listed in queue.annotations */
+	char *parked_path;      /* where it was uploaded from, while hidden */
+	uint32_t published;     /* signature of the status last published */
 	enum file_state parked_state;
 	char *result;
 	struct entry *hash_next;
@@ -61,7 +61,7 @@ struct queue {
 	struct entry_list_head settling; /* ordered by due_ms: settle is constant */
 	struct entry_list_head pending;
 	bool paused;
-	struct journal *journal; /* NULL: nothing is persisted (unit tests) */
+	struct journal *journal;    /* NULL: nothing is persisted (unit tests) */
 	struct entry **annotations; /* the .labels files: few, looked up often */
 	size_t nannotations, annotations_cap;
 	bool journal_failing;
@@ -209,9 +209,13 @@ static void entry_free(struct entry *e)
 
 static struct journal_record entry_record(const struct entry *e, enum journal_kind kind)
 {
-	return (struct journal_record){.kind = kind, .ino = e->ino, .state = (int)e->state,
-				       .maybe_sent = e->maybe_sent, .size = e->size,
-				       .path = e->path, .result = e->result};
+	return (struct journal_record){.kind = kind,
+				       .ino = e->ino,
+				       .state = (int)e->state,
+				       .maybe_sent = e->maybe_sent,
+				       .size = e->size,
+				       .path = e->path,
+				       .result = e->result};
 }
 
 static void journal_note_many(struct queue *q, const struct journal_record *r, size_t n)
@@ -649,8 +653,8 @@ static void dir_moved(struct queue *q, const char *from, const char *to)
 	}
 }
 
-void queue_renamed(struct queue *q, const char *from, const char *to, uint64_t ino,
-		   uint64_t size, bool is_dir)
+void queue_renamed(struct queue *q, const char *from, const char *to, uint64_t ino, uint64_t size,
+		   bool is_dir)
 {
 	struct entry *e;
 	char *np;
@@ -796,14 +800,15 @@ void queue_publish_changes(struct queue *q,
 			if (sig == e->published)
 				continue;
 			if (n == cap) {
-				struct published *bigger = realloc(list, (cap = cap ? cap * 2 : 64) * sizeof(*list));
+				struct published *bigger =
+					realloc(list, (cap = cap ? cap * 2 : 64) * sizeof(*list));
 
 				if (!bigger)
 					goto unlock;
 				list = bigger;
 			}
-			list[n] = (struct published){strdup(e->path),
-						     e->result ? strdup(e->result) : NULL, e->state};
+			list[n] = (struct published){
+				strdup(e->path), e->result ? strdup(e->result) : NULL, e->state};
 			e->published = sig;
 			n++;
 		}
@@ -885,7 +890,8 @@ void queue_count(struct queue *q, const char *dir, struct queue_counts *out)
 
 void queue_summary_text(const struct queue_counts *c, char *buf, size_t size)
 {
-	snprintf(buf, size, "uploaded=%zu duplicate=%zu pending=%zu uploading=%zu failed=%zu ignored=%zu",
+	snprintf(buf, size,
+		 "uploaded=%zu duplicate=%zu pending=%zu uploading=%zu failed=%zu ignored=%zu",
 		 c->n[FILE_UPLOADED], c->n[FILE_DUPLICATE], c->n[FILE_PENDING] + c->n[FILE_WRITING],
 		 c->n[FILE_UPLOADING], c->n[FILE_FAILED], c->n[FILE_IGNORED]);
 }
@@ -893,8 +899,8 @@ void queue_summary_text(const struct queue_counts *c, char *buf, size_t size)
 void queue_bytes_text(const struct queue_counts *c, char *buf, size_t size)
 {
 	uint64_t done = c->bytes[FILE_UPLOADED] + c->bytes[FILE_DUPLICATE];
-	uint64_t total = done + c->bytes[FILE_WRITING] + c->bytes[FILE_PENDING] +
-			 c->bytes[FILE_UPLOADING];
+	uint64_t total =
+		done + c->bytes[FILE_WRITING] + c->bytes[FILE_PENDING] + c->bytes[FILE_UPLOADING];
 
 	snprintf(buf, size, "done=%llu total=%llu", (unsigned long long)done,
 		 (unsigned long long)total);
@@ -923,7 +929,8 @@ static bool should_linger(struct queue *q, int64_t now)
 	if (!e || e->due_ms + linger_ms(q) <= now || layout_classify(e->path, &first) < 0)
 		return false;
 	for (; e && n < q->cfg.batch_max; e = e->next) {
-		if (e->due_ms <= now && layout_classify(e->path, &lp) == 0 && label_equal(&first, &lp))
+		if (e->due_ms <= now && layout_classify(e->path, &lp) == 0 &&
+		    label_equal(&first, &lp))
 			n++;
 	}
 	return n < q->cfg.batch_max;
@@ -1037,8 +1044,8 @@ void queue_note_sending(struct queue *q, const struct queue_item *const items[],
 	if (!r)
 		return;
 	for (size_t i = 0; i < n; i++)
-		r[i] = (struct journal_record){.kind = JOURNAL_SENT, .ino = items[i]->ino,
-					       .path = items[i]->path};
+		r[i] = (struct journal_record){
+			.kind = JOURNAL_SENT, .ino = items[i]->ino, .path = items[i]->path};
 	pthread_mutex_lock(&q->lock);
 	journal_note_many(q, r, n);
 	pthread_mutex_unlock(&q->lock);
@@ -1066,8 +1073,7 @@ size_t queue_take_batch(struct queue *q, int64_t now, struct queue_batch *b)
 				break;
 			first = lp;
 			started = true;
-		} else if (!label_equal(&first, &lp) ||
-			   bytes + e->size > q->cfg.batch_bytes_max) {
+		} else if (!label_equal(&first, &lp) || bytes + e->size > q->cfg.batch_bytes_max) {
 			continue;
 		}
 		if (batch_add(b, e) < 0)
@@ -1122,8 +1128,8 @@ static void entry_schedule_retry(struct queue *q, struct entry *e, const struct 
 	at = (time_t)(clock_wall_s() + (delay + 999) / 1000);
 	localtime_r(&at, &tm);
 	strftime(when, sizeof(when), "%H:%M:%S", &tm);
-	snprintf(text, sizeof(text), "%s; attempt %u failed, next attempt at %s", r->text, e->attempts,
-		 when);
+	snprintf(text, sizeof(text), "%s; attempt %u failed, next attempt at %s", r->text,
+		 e->attempts, when);
 	entry_set_result(e, text);
 	entry_make_pending(q, e, now + delay);
 }
@@ -1139,19 +1145,16 @@ static void entry_apply_result(struct queue *q, struct entry *e, const struct qu
 	case QUEUE_DUPLICATE:
 		/* Our own lost attempt may be the copy the service holds. */
 		e->state = e->maybe_sent ? FILE_UPLOADED : FILE_DUPLICATE;
-		entry_set_result(e, e->maybe_sent ? "stored by an earlier attempt whose reply was lost"
-						  : r->text);
+		entry_set_result(e, e->maybe_sent
+					    ? "stored by an earlier attempt whose reply was lost"
+					    : r->text);
 		break;
 	case QUEUE_FAILED:
 		e->state = FILE_FAILED;
 		entry_set_result(e, r->text);
 		break;
-	case QUEUE_RETRY:
-		entry_schedule_retry(q, e, r, now, jitter);
-		break;
-	case QUEUE_REQUEUE:
-		entry_make_pending(q, e, now + r->retry_after_ms);
-		break;
+	case QUEUE_RETRY: entry_schedule_retry(q, e, r, now, jitter); break;
+	case QUEUE_REQUEUE: entry_make_pending(q, e, now + r->retry_after_ms); break;
 	}
 }
 
@@ -1213,9 +1216,7 @@ static void replay_into(struct entry *e, const struct journal_record *r)
 		e->size = r->size;
 		e->maybe_sent = false;
 		break;
-	case JOURNAL_SENT:
-		e->maybe_sent = true;
-		break;
+	case JOURNAL_SENT: e->maybe_sent = true; break;
 	case JOURNAL_DONE:
 	case JOURNAL_FILE:
 		if (!state_valid(r->state))
@@ -1225,8 +1226,7 @@ static void replay_into(struct entry *e, const struct journal_record *r)
 		e->maybe_sent = e->maybe_sent || r->maybe_sent;
 		entry_set_result(e, r->result);
 		break;
-	case JOURNAL_REMOVED:
-		break;
+	case JOURNAL_REMOVED: break;
 	}
 }
 
@@ -1265,7 +1265,8 @@ static void reconcile_entry(struct entry *e, const char *path, uint64_t size, bo
 		e->state = FILE_PENDING;
 		if (e->size != size) {
 			e->state = FILE_FAILED;
-			entry_set_result(e, "size differs from when it was closed: damaged by a crash?");
+			entry_set_result(
+				e, "size differs from when it was closed: damaged by a crash?");
 		}
 	} else if (e->state == FILE_IGNORED || e->size != size) {
 		e->state = FILE_PENDING;

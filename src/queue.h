@@ -31,11 +31,11 @@ const char *file_state_name(enum file_state state);
 
 struct queue_config {
 	unsigned settle_ms;
-	unsigned batch_max;         /* files per request */
-	uint64_t batch_bytes_max;   /* bytes per request (a single larger file still goes) */
-	unsigned backoff_min_ms;    /* first retry delay */
-	unsigned backoff_max_ms;    /* cap of the exponential backoff */
-	unsigned linger_ms;         /* a small batch waits this long for more while files settle */
+	unsigned batch_max;       /* files per request */
+	uint64_t batch_bytes_max; /* bytes per request (a single larger file still goes) */
+	unsigned backoff_min_ms;  /* first retry delay */
+	unsigned backoff_max_ms;  /* cap of the exponential backoff */
+	unsigned linger_ms;       /* a small batch waits this long for more while files settle */
 };
 
 struct queue_item {
@@ -43,7 +43,7 @@ struct queue_item {
 	uint64_t generation; /* results for an older generation are dropped */
 	char *path;          /* relative to the mount root */
 	uint64_t size;
-	bool companion;      /* a .labels file sent again with its folder */
+	bool companion; /* a .labels file sent again with its folder */
 };
 
 struct queue_batch {
@@ -97,8 +97,8 @@ void queue_flushed(struct queue *q, uint64_t ino, uint64_t size);
 /* A write, truncate or fallocate failed (ENOSPC...): at its close the file
  * is failed instead of queued, since it is not what the writer meant. */
 void queue_write_failed(struct queue *q, uint64_t ino, int err);
-void queue_renamed(struct queue *q, const char *from, const char *to, uint64_t ino,
-		   uint64_t size, bool is_dir);
+void queue_renamed(struct queue *q, const char *from, const char *to, uint64_t ino, uint64_t size,
+		   bool is_dir);
 void queue_removed(struct queue *q, uint64_t ino);
 /* A file (or, IS_DIR, a folder's files) gone from where it was, when its
  * inode is no longer known (inotify reports deletions by name). */
@@ -138,8 +138,7 @@ size_t queue_take_batch(struct queue *q, int64_t now_ms, struct queue_batch *bat
 void queue_batch_free(struct queue_batch *batch);
 /* These files are about to go out (journaled, for crash recovery). */
 void queue_note_sending(struct queue *q, const struct queue_item *const items[], size_t n);
-void queue_report(struct queue *q, const struct queue_result *results, size_t n,
-		  int64_t now_ms);
+void queue_report(struct queue *q, const struct queue_result *results, size_t n, int64_t now_ms);
 /* Recovery at start (see journal.h): replay every journal record, then
  * reconcile every file found in the spool, then finish, which forgets
  * files that are gone and queues the pending ones. */

@@ -30,8 +30,7 @@ void reply_sanitize(char *dst, size_t dstsz, const char *src, size_t srclen)
 	dst[o] = '\0';
 }
 
-static void set_all(size_t n, struct reply_file out[], enum reply_outcome outcome,
-		    const char *text)
+static void set_all(size_t n, struct reply_file out[], enum reply_outcome outcome, const char *text)
 {
 	for (size_t i = 0; i < n; i++) {
 		out[i].outcome = outcome;
@@ -40,8 +39,7 @@ static void set_all(size_t n, struct reply_file out[], enum reply_outcome outcom
 }
 
 /* The service's own words: the JSON "error" string, else the raw body. */
-static void server_message(const cJSON *root, const char *body, size_t len, char *dst,
-			   size_t dstsz)
+static void server_message(const cJSON *root, const char *body, size_t len, char *dst, size_t dstsz)
 {
 	const cJSON *err = cJSON_GetObjectItemCaseSensitive(root, "error");
 
@@ -79,7 +77,8 @@ static void judge_entry(const cJSON *entry, long status, struct reply_file *out)
 
 	if (cJSON_IsTrue(ok)) {
 		out->outcome = REPLY_STORED;
-		reply_sanitize(out->text, sizeof(out->text), name ? name : "", name ? strlen(name) : 0);
+		reply_sanitize(out->text, sizeof(out->text), name ? name : "",
+			       name ? strlen(name) : 0);
 		return;
 	}
 	if (cJSON_IsString(err) && err->valuestring)
@@ -97,8 +96,8 @@ static void judge_entry(const cJSON *entry, long status, struct reply_file *out)
 /* Which reply entry speaks of which file: first every entry that names a
  * file (the service may reorder), then the rest in order (it may also
  * mangle names it cannot decode).  MATCH[i] is an entry index or -1. */
-static void match_entries(const cJSON *files, size_t nentries, size_t n,
-			  const char *const names[], int match[], bool used[])
+static void match_entries(const cJSON *files, size_t nentries, size_t n, const char *const names[],
+			  int match[], bool used[])
 {
 	for (size_t i = 0; i < n; i++) {
 		match[i] = -1;
@@ -159,8 +158,8 @@ out:
 	free(match);
 }
 
-static void classify_json(long status, const cJSON *root, const char *body, size_t len,
-			  size_t n, const char *const names[], struct reply_file out[])
+static void classify_json(long status, const cJSON *root, const char *body, size_t len, size_t n,
+			  const char *const names[], struct reply_file out[])
 {
 	const cJSON *files = cJSON_GetObjectItemCaseSensitive(root, "files");
 	const cJSON *ok = cJSON_GetObjectItemCaseSensitive(root, "success");
@@ -181,8 +180,8 @@ static void classify_json(long status, const cJSON *root, const char *body, size
 	set_all(n, out, status == 200 ? REPLY_RETRY : REPLY_REJECTED, text);
 }
 
-void reply_classify(long status, const char *body, size_t len, size_t n,
-		    const char *const names[], struct reply_file out[])
+void reply_classify(long status, const char *body, size_t len, size_t n, const char *const names[],
+		    struct reply_file out[])
 {
 	char msg[REPLY_TEXT_MAX - 16], text[REPLY_TEXT_MAX];
 	cJSON *root = body && len ? cJSON_ParseWithLength(body, len) : NULL;

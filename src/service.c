@@ -115,7 +115,8 @@ static int recover_queue(struct service *s)
 			 js.damaged, js.torn_tail ? " and a torn last line" : "");
 	found = spool_scan(&s->spool, s->queue);
 	if (found < 0)
-		return service_fail("cannot read %s: %s", s->spool.files_path, strerror((int)-found));
+		return service_fail("cannot read %s: %s", s->spool.files_path,
+				    strerror((int)-found));
 	queue_reconcile_finish(s->queue, &rec);
 	rc = journal_open(s->spool.state_fd, &s->journal);
 	if (rc == 0) {

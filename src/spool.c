@@ -82,7 +82,8 @@ int spool_open(struct spool *s, const char *dir, char *err, size_t errsz)
 	if (rc >= 0 && (!s->dir || !s->files_path || !s->state_path))
 		rc = -ENOMEM;
 	if (rc < 0) {
-		snprintf(err, errsz, "cannot create the spool directory %s: %s", dir, strerror(-rc));
+		snprintf(err, errsz, "cannot create the spool directory %s: %s", dir,
+			 strerror(-rc));
 		spool_close(s);
 		return -1;
 	}
@@ -156,8 +157,8 @@ static char *escape_mountpoint(const char *mp)
 
 		if (c == '/')
 			*o++ = '-';
-		else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-			 c == '.' || c == '_')
+		else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			 (c >= '0' && c <= '9') || c == '.' || c == '_')
 			*o++ = (char)c;
 		else
 			o += sprintf(o, "%%%02X", c);
@@ -220,7 +221,8 @@ static long scan_dir(struct queue *q, int dirfd, const char *rel, unsigned depth
 			queue_reconcile(q, (uint64_t)st.st_ino, path, (uint64_t)st.st_size);
 			found++;
 		} else if (S_ISDIR(st.st_mode) && depth < 256) {
-			int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			int sub = openat(dirfd, de->d_name,
+					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			long n = sub >= 0 ? scan_dir(q, sub, path, depth + 1) : 0;
 
 			if (n > 0)

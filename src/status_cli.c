@@ -136,7 +136,8 @@ static int count_path(const char *path, struct totals *t)
 		rc = read_xattr(path, "user.ingest.summary", buf, sizeof(buf));
 		if (rc < 0 && is_watched(path)) {
 			walk_totals = t;
-			return nftw(path, walk_count_one, 32, FTW_PHYS | FTW_MOUNT) < 0 ? -errno : 0;
+			return nftw(path, walk_count_one, 32, FTW_PHYS | FTW_MOUNT) < 0 ? -errno
+											: 0;
 		}
 		if (rc < 0)
 			return rc;
@@ -189,9 +190,11 @@ static void draw_progress(const struct totals *t, double rate)
 	char eta[32] = "--:--";
 
 	if (rate > 0 && t->total_bytes >= t->done_bytes)
-		snprintf(eta, sizeof(eta), "%d:%02d", (int)(left / rate) / 60, (int)(left / rate) % 60);
+		snprintf(eta, sizeof(eta), "%d:%02d", (int)(left / rate) / 60,
+			 (int)(left / rate) % 60);
 	/* \033[K: clear what a longer previous line left behind. */
-	fprintf(stderr, "\r[%.*s%*s] %zu/%zu files  %.1f/%.1f MB  %.1f MB/s  ETA %s  %zu failed\033[K",
+	fprintf(stderr,
+		"\r[%.*s%*s] %zu/%zu files  %.1f/%.1f MB  %.1f MB/s  ETA %s  %zu failed\033[K",
 		filled, "########################", width - filled, "", done, all,
 		(double)t->done_bytes / 1e6, (double)t->total_bytes / 1e6, rate / 1e6, eta,
 		t->n[FILE_FAILED]);
@@ -329,16 +332,17 @@ static void print_plain(const struct status_args *a, const struct totals *t)
 static void status_usage(FILE *out)
 {
 	fputs("usage: ingestfs status [--wait] [--timeout S] [--failed] [--json] PATH...\n"
-	      "exit: 0 all done, 1 something failed, 2 still pending, 3 bad usage or not ingestfs\n",
+	      "exit: 0 all done, 1 something failed, 2 still pending, 3 bad usage or not "
+	      "ingestfs\n",
 	      out);
 }
 
 static int parse_status_args(int argc, char **argv, struct status_args *a)
 {
 	static const struct option longopts[] = {
-		{"wait", no_argument, NULL, 'w'},      {"timeout", required_argument, NULL, 't'},
-		{"failed", no_argument, NULL, 'F'},    {"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0},
+		{"wait", no_argument, NULL, 'w'},   {"timeout", required_argument, NULL, 't'},
+		{"failed", no_argument, NULL, 'F'}, {"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},   {NULL, 0, NULL, 0},
 	};
 	char *end;
 	int c;
@@ -354,7 +358,9 @@ static int parse_status_args(int argc, char **argv, struct status_args *a)
 		case 't':
 			a->timeout_s = strtod(optarg, &end);
 			if (*end || end == optarg || a->timeout_s < 0) {
-				fprintf(stderr, "ingestfs status: --timeout wants seconds, not '%s'\n", optarg);
+				fprintf(stderr,
+					"ingestfs status: --timeout wants seconds, not '%s'\n",
+					optarg);
 				return -1;
 			}
 			break;
@@ -384,8 +390,9 @@ int status_main(int argc, char **argv)
 	rc = wait_for(&a, &t, &bad, &timed_out);
 	if (rc < 0) {
 		fprintf(stderr, "ingestfs status: %s: %s\n", bad,
-			rc == -ENODATA || rc == -ENOTSUP || rc == -EINVAL ? "not in an ingestfs mount"
-									 : strerror(-rc));
+			rc == -ENODATA || rc == -ENOTSUP || rc == -EINVAL
+				? "not in an ingestfs mount"
+				: strerror(-rc));
 		return STATUS_EXIT_USAGE;
 	}
 	code = t.n[FILE_FAILED] ? STATUS_EXIT_FAILED

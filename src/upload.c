@@ -52,7 +52,7 @@ struct upload_job {
 	char *body;
 	size_t body_len;
 	char errbuf[CURL_ERROR_SIZE];
-	unsigned key_generation; /* which key the request carried */
+	unsigned key_generation;        /* which key the request carried */
 	struct upload_job *prev, *next; /* requests in flight */
 };
 
@@ -70,8 +70,8 @@ struct uploader {
 	struct upload_job *jobs;
 	struct apikey_stamp key_stamp;
 	int64_t next_key_check;
-	int inotify_fd;     /* watches the key file's folder; -1: poll instead */
-	char *key_name;     /* the key file's name in that folder */
+	int inotify_fd; /* watches the key file's folder; -1: poll instead */
+	char *key_name; /* the key file's name in that folder */
 	bool key_file_changed;
 	int64_t last_sync_ms;
 	int64_t next_summary_ms;
@@ -100,7 +100,8 @@ static void watch_key_file(struct uploader *u)
 		if (u->inotify_fd >= 0 &&
 		    inotify_add_watch(u->inotify_fd, dirname(dir_copy),
 				      IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0) {
-			log_warn("cannot watch the API key file (%s); checking it every second instead",
+			log_warn("cannot watch the API key file (%s); checking it every second "
+				 "instead",
 				 strerror(errno));
 			close(u->inotify_fd);
 			u->inotify_fd = -1;
@@ -448,8 +449,8 @@ static void requeue_unsent(struct upload_job *job)
 	for (size_t i = 0; i < job->batch.count; i++) {
 		if (job->parts && job->parts[i].skipped)
 			continue;
-		res[n++] = (struct queue_result){.item = &job->batch.items[i],
-						 .outcome = QUEUE_REQUEUE, .text = ""};
+		res[n++] = (struct queue_result){
+			.item = &job->batch.items[i], .outcome = QUEUE_REQUEUE, .text = ""};
 	}
 	queue_report(job->u->q, res, n, clock_now_ms());
 }
@@ -568,17 +569,12 @@ static void report_transport_error(struct upload_job *job, CURLcode code)
 static enum queue_outcome outcome_of(enum reply_outcome r)
 {
 	switch (r) {
-	case REPLY_STORED:
-		return QUEUE_UPLOADED;
-	case REPLY_DUPLICATE:
-		return QUEUE_DUPLICATE;
-	case REPLY_REJECTED:
-		return QUEUE_FAILED;
-	case REPLY_AUTH:
-		return QUEUE_REQUEUE;
+	case REPLY_STORED: return QUEUE_UPLOADED;
+	case REPLY_DUPLICATE: return QUEUE_DUPLICATE;
+	case REPLY_REJECTED: return QUEUE_FAILED;
+	case REPLY_AUTH: return QUEUE_REQUEUE;
 	case REPLY_RETRY:
-	default:
-		return QUEUE_RETRY;
+	default: return QUEUE_RETRY;
 	}
 }
 
@@ -627,11 +623,14 @@ static void report_reply(struct upload_job *job, long status)
 			.item = &job->batch.items[i],
 			.outcome = outcome_of(replies[k].outcome),
 			.text = replies[k].text,
-			.retry_after_ms = retry_after > 0 && retry_after < 3600 ? (unsigned)retry_after * 1000 : 0,
+			.retry_after_ms = retry_after > 0 && retry_after < 3600
+						  ? (unsigned)retry_after * 1000
+						  : 0,
 			.maybe_sent = status != 429 && status != 401,
 		};
 		if (res[k].outcome == QUEUE_FAILED)
-			log_warn("%s: upload failed: %s", job->batch.items[i].path, replies[k].text);
+			log_warn("%s: upload failed: %s", job->batch.items[i].path,
+				 replies[k].text);
 		k++;
 	}
 	queue_report(job->u->q, res, n, clock_now_ms());
@@ -722,8 +721,9 @@ static void log_summary(struct uploader *u, int64_t now)
 		failed = c.n[FILE_FAILED] - u->last_summary.n[FILE_FAILED];
 		waiting = c.n[FILE_WRITING] + c.n[FILE_PENDING] + c.n[FILE_UPLOADING];
 		if (done || failed || waiting)
-			log_info("last 10 minutes: %zd uploaded, %zd failed; %zu waiting%s", (ssize_t)done,
-				 (ssize_t)failed, waiting, queue_is_paused(u->q) ? " (paused)" : "");
+			log_info("last 10 minutes: %zd uploaded, %zd failed; %zu waiting%s",
+				 (ssize_t)done, (ssize_t)failed, waiting,
+				 queue_is_paused(u->q) ? " (paused)" : "");
 	}
 	u->last_summary = c;
 	u->next_summary_ms = now + SUMMARY_EVERY_MS;

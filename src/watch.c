@@ -31,8 +31,8 @@
 #include "service.h"
 #include "watch.h"
 
-#define WATCH_MASK                                                                           \
-	(IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE |  \
+#define WATCH_MASK                                                                                 \
+	(IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE |        \
 	 IN_DELETE_SELF | IN_DONT_FOLLOW | IN_EXCL_UNLINK | IN_ONLYDIR)
 #define PUBLISH_EVERY_MS 300
 #define MAX_DEPTH 256
@@ -252,7 +252,8 @@ static void rescan(struct watcher *w)
 		char path[PATH_MAX];
 		struct stat st;
 
-		if (queue_path_of(w->svc.queue, ino, path, sizeof(path)) && stat_rel(w, path, &st) == 0) {
+		if (queue_path_of(w->svc.queue, ino, path, sizeof(path)) &&
+		    stat_rel(w, path, &st) == 0) {
 			queue_flushed(w->svc.queue, ino, (uint64_t)st.st_size);
 			queue_close_write(w->svc.queue, ino, (uint64_t)st.st_size);
 		}
@@ -388,8 +389,9 @@ static void publish_one(void *arg, const char *path, enum file_state state, cons
 	snprintf(abs, sizeof(abs), "%s/%s", w->svc.spool.files_path, path);
 	if (lsetxattr(abs, "user.ingest.status", name, strlen(name), 0) < 0) {
 		if (errno == ENOTSUP || errno == EOPNOTSUPP) {
-			log_warn("%s does not keep user xattrs: see the status with ingestfs status",
-				 w->svc.spool.files_path);
+			log_warn(
+				"%s does not keep user xattrs: see the status with ingestfs status",
+				w->svc.spool.files_path);
 			w->xattrs_ok = false;
 		}
 		return;

@@ -13,10 +13,14 @@
 
 static void test_format_roundtrip(void)
 {
-	struct journal_record r = {.kind = JOURNAL_DONE, .ino = 42, .state = FILE_FAILED,
-				   .maybe_sent = true, .size = 1234,
+	struct journal_record r = {.kind = JOURNAL_DONE,
+				   .ino = 42,
+				   .state = FILE_FAILED,
+				   .maybe_sent = true,
+				   .size = 1234,
 				   .path = "training/two words/%odd\n\x01.json",
-				   .result = "HTTP 400: bad = thing"}, back;
+				   .result = "HTTP 400: bad = thing"},
+			      back;
 	char line[30000];
 	int n = journal_format(&r, line, sizeof(line));
 
@@ -64,8 +68,8 @@ static void test_file(void)
 	is_int(journal_replay(dfd, count_record, &log, &st), 0, "no journal is an empty one");
 	is_int(journal_open(dfd, &j), 0, "open");
 	for (uint64_t i = 1; i <= 5; i++) {
-		struct journal_record r = {.kind = JOURNAL_QUEUED, .ino = i, .size = i,
-					   .path = "training/a.json"};
+		struct journal_record r = {
+			.kind = JOURNAL_QUEUED, .ino = i, .size = i, .path = "training/a.json"};
 		journal_append(j, &r);
 	}
 	is_int(journal_sync(j), 0, "sync");
@@ -98,17 +102,23 @@ static void test_file(void)
 
 static struct queue *new_queue(void)
 {
-	struct queue_config cfg = {.settle_ms = 0, .batch_max = 10, .batch_bytes_max = 1 << 20,
-				   .backoff_min_ms = 1000, .backoff_max_ms = 300000};
+	struct queue_config cfg = {.settle_ms = 0,
+				   .batch_max = 10,
+				   .batch_bytes_max = 1 << 20,
+				   .backoff_min_ms = 1000,
+				   .backoff_max_ms = 300000};
 
 	return queue_new(&cfg);
 }
 
-static void replay(struct queue *q, enum journal_kind kind, uint64_t ino, int state,
-		   uint64_t size)
+static void replay(struct queue *q, enum journal_kind kind, uint64_t ino, int state, uint64_t size)
 {
-	struct journal_record r = {.kind = kind, .ino = ino, .state = state, .size = size,
-				   .path = "training/x.json", .result = "r"};
+	struct journal_record r = {.kind = kind,
+				   .ino = ino,
+				   .state = state,
+				   .size = size,
+				   .path = "training/x.json",
+				   .result = "r"};
 
 	queue_replay(q, &r);
 }
@@ -127,32 +137,34 @@ static void test_recovery(void)
 	struct queue_recovery rec;
 	char result[128];
 
-	replay(q, JOURNAL_WRITING, 1, 0, 0);                  /* open at the crash */
+	replay(q, JOURNAL_WRITING, 1, 0, 0); /* open at the crash */
 	replay(q, JOURNAL_WRITING, 2, 0, 0);
-	replay(q, JOURNAL_QUEUED, 2, 0, 10);                  /* closed: resume */
+	replay(q, JOURNAL_QUEUED, 2, 0, 10); /* closed: resume */
 	replay(q, JOURNAL_QUEUED, 3, 0, 10);
-	replay(q, JOURNAL_DONE, 3, FILE_UPLOADED, 10);        /* done: keep */
+	replay(q, JOURNAL_DONE, 3, FILE_UPLOADED, 10); /* done: keep */
 	replay(q, JOURNAL_QUEUED, 4, 0, 10);
-	replay(q, JOURNAL_REMOVED, 4, 0, 0);                  /* removed */
-	replay(q, JOURNAL_QUEUED, 5, 0, 10);                  /* gone from the spool */
-	replay(q, JOURNAL_DONE, 6, FILE_UPLOADED, 10);        /* changed since */
-	replay(q, JOURNAL_QUEUED, 7, 0, 10);                  /* torn by power loss */
+	replay(q, JOURNAL_REMOVED, 4, 0, 0);           /* removed */
+	replay(q, JOURNAL_QUEUED, 5, 0, 10);           /* gone from the spool */
+	replay(q, JOURNAL_DONE, 6, FILE_UPLOADED, 10); /* changed since */
+	replay(q, JOURNAL_QUEUED, 7, 0, 10);           /* torn by power loss */
 	queue_reconcile(q, 1, "training/a/1.json", 3);
 	queue_reconcile(q, 2, "training/a/2.json", 10);
 	queue_reconcile(q, 3, "training/a/3.json", 10);
-	queue_reconcile(q, 4, "training/a/4.json", 10);       /* same ino, new file */
+	queue_reconcile(q, 4, "training/a/4.json", 10); /* same ino, new file */
 	queue_reconcile(q, 6, "training/a/6.json", 11);
 	queue_reconcile(q, 7, "training/a/7.json", 4);
-	queue_reconcile(q, 8, "training/a/.8.json.tmp", 4);   /* unknown, ignored */
+	queue_reconcile(q, 8, "training/a/.8.json.tmp", 4); /* unknown, ignored */
 	queue_reconcile_finish(q, &rec);
 	is_int(state_of(q, 1, result, sizeof(result)), FILE_FAILED, "open at the crash: failed");
 	is_str(result, "interrupted while writing", "with the reason");
 	is_int(state_of(q, 2, NULL, 0), FILE_PENDING, "closed at the crash: pending");
 	is_int(state_of(q, 3, NULL, 0), FILE_UPLOADED, "uploaded stays uploaded");
 	is_int(state_of(q, 4, NULL, 0), FILE_PENDING, "an unknown file is sent");
-	is_int(state_of(q, 5, NULL, 0), FILE_STATE_COUNT, "a file gone from the spool is forgotten");
+	is_int(state_of(q, 5, NULL, 0), FILE_STATE_COUNT,
+	       "a file gone from the spool is forgotten");
 	is_int(state_of(q, 6, NULL, 0), FILE_PENDING, "a changed file is sent again");
-	is_int(state_of(q, 7, NULL, 0), FILE_FAILED, "a file whose size changed while closed fails");
+	is_int(state_of(q, 7, NULL, 0), FILE_FAILED,
+	       "a file whose size changed while closed fails");
 	is_int(state_of(q, 8, NULL, 0), FILE_IGNORED, "ignored by name");
 	is_int(rec.files, 7, "recovery counts files");
 	is_int(rec.pending, 3, "and pending ones");

@@ -45,10 +45,12 @@ static void test_metadata(void)
 
 	options_init(&o);
 	is_int(options_parse_args(&o, 3, argv, err, sizeof(err)), 0, "metadata options parse");
-	is_str(o.metadata, "{\"device\":\"pi 4\",\"site\":\"field\"}", "as one JSON object, last wins");
+	is_str(o.metadata, "{\"device\":\"pi 4\",\"site\":\"field\"}",
+	       "as one JSON object, last wins");
 	options_free(&o);
 	options_init(&o);
-	is_int(options_parse_args(&o, 3, bad, err, sizeof(err)), -1, "metadata without = is refused");
+	is_int(options_parse_args(&o, 3, bad, err, sizeof(err)), -1,
+	       "metadata without = is refused");
 	options_free(&o);
 	options_init(&o);
 	is_int(options_set(&o, "metadata", "a=1, b=2", true, err, sizeof(err)), 0,
@@ -65,7 +67,8 @@ static void test_config(void)
 	FILE *f = fdopen(fd, "w");
 
 	fputs("# comment\n\nurl = http://emu:8080\napi_key = ei_abc\nconcurrency=2\n"
-	      "add_date_id\nbogus = 1\n", f);
+	      "add_date_id\nbogus = 1\n",
+	      f);
 	fclose(f);
 	options_init(&o);
 	is_int(options_load_config(&o, path, err, sizeof(err)), -1, "a bad line is an error");

@@ -9,12 +9,17 @@
 #include "tap.h"
 
 static int64_t fake_now = 1000000;
-static int64_t fake_clock(void) { return fake_now; }
+static int64_t fake_clock(void)
+{
+	return fake_now;
+}
 
 static struct queue *new_queue(unsigned settle)
 {
-	struct queue_config cfg = {.settle_ms = settle, .batch_max = 3,
-				   .batch_bytes_max = 1000, .backoff_min_ms = 1000,
+	struct queue_config cfg = {.settle_ms = settle,
+				   .batch_max = 3,
+				   .batch_bytes_max = 1000,
+				   .backoff_min_ms = 1000,
 				   .backoff_max_ms = 300000};
 
 	return queue_new(&cfg);
@@ -41,8 +46,8 @@ static void report_all(struct queue *q, struct queue_batch *b, enum queue_outcom
 	struct queue_result r[8];
 
 	for (size_t i = 0; i < b->count; i++)
-		r[i] = (struct queue_result){.item = &b->items[i], .outcome = o, .text = "t",
-					     .maybe_sent = maybe};
+		r[i] = (struct queue_result){
+			.item = &b->items[i], .outcome = o, .text = "t", .maybe_sent = maybe};
 	queue_report(q, r, b->count, fake_now);
 }
 
@@ -211,8 +216,8 @@ static void test_moves_keep_history(void)
 	queue_take_batch(q, fake_now, &b);
 	queue_renamed(q, "training/car/b.jpg", "training/van/b.jpg", 2, 10, false);
 	is_int(state(q, 2), FILE_PENDING, "moved while uploading: queued again");
-	r = (struct queue_result){.item = &b.items[0], .outcome = QUEUE_RETRY, .text = "x",
-				  .maybe_sent = true};
+	r = (struct queue_result){
+		.item = &b.items[0], .outcome = QUEUE_RETRY, .text = "x", .maybe_sent = true};
 	queue_report(q, &r, 1, fake_now);
 	queue_batch_free(&b);
 	is_int(state(q, 2), FILE_PENDING, "the old request's result is dropped");
@@ -224,11 +229,14 @@ static void test_moves_keep_history(void)
 
 	write_file(q, 3, "training/c.json", 10);
 	queue_take_batch(q, fake_now, &b);
-	r = (struct queue_result){.item = &b.items[0], .outcome = QUEUE_RETRY, .text = "429",
+	r = (struct queue_result){.item = &b.items[0],
+				  .outcome = QUEUE_RETRY,
+				  .text = "429",
 				  .retry_after_ms = 3600000};
 	queue_report(q, &r, 1, fake_now);
 	queue_batch_free(&b);
-	is_int(queue_take_batch(q, fake_now + 300000, &b), 1, "Retry-After is capped at backoff_max");
+	is_int(queue_take_batch(q, fake_now + 300000, &b), 1,
+	       "Retry-After is capped at backoff_max");
 	queue_batch_free(&b);
 	queue_free(q);
 }

@@ -18,16 +18,20 @@ static void test_success_and_mixed(void)
 {
 	const char *names[] = {"car.01.json", "bad.png", "dup.wav"};
 
-	classify(200, "{\"success\":true,\"files\":[{\"success\":true,\"fileName\":\"car.01\","
-		      "\"sampleId\":1}]}", 1, names);
+	classify(200,
+		 "{\"success\":true,\"files\":[{\"success\":true,\"fileName\":\"car.01\","
+		 "\"sampleId\":1}]}",
+		 1, names);
 	is_int(out[0].outcome, REPLY_STORED, "200 with a stored file");
 	is_str(out[0].text, "car.01", "stored name is kept");
 
-	classify(400, "{\"success\":false,\"error\":\"x\",\"files\":["
-		      "{\"success\":true,\"fileName\":\"car.01\"},"
-		      "{\"success\":false,\"fileName\":\"bad.png\",\"error\":\"Unsupported file type\"},"
-		      "{\"success\":false,\"fileName\":\"dup.wav\",\"error\":\"An item with this hash "
-		      "already exists (ids: 4)\"}]}", 3, names);
+	classify(400,
+		 "{\"success\":false,\"error\":\"x\",\"files\":["
+		 "{\"success\":true,\"fileName\":\"car.01\"},"
+		 "{\"success\":false,\"fileName\":\"bad.png\",\"error\":\"Unsupported file type\"},"
+		 "{\"success\":false,\"fileName\":\"dup.wav\",\"error\":\"An item with this hash "
+		 "already exists (ids: 4)\"}]}",
+		 3, names);
 	is_int(out[0].outcome, REPLY_STORED, "400 can still hold a stored file");
 	is_int(out[1].outcome, REPLY_REJECTED, "per-file rejection");
 	is_str(out[1].text, "HTTP 400: Unsupported file type", "rejection text");
@@ -38,8 +42,10 @@ static void test_matching(void)
 {
 	const char *names[] = {"a.json", "b.json"};
 
-	classify(200, "{\"success\":true,\"files\":[{\"success\":true,\"fileName\":\"b\"},"
-		      "{\"success\":true,\"fileName\":\"a\"}]}", 2, names);
+	classify(200,
+		 "{\"success\":true,\"files\":[{\"success\":true,\"fileName\":\"b\"},"
+		 "{\"success\":true,\"fileName\":\"a\"}]}",
+		 2, names);
 	is_str(out[0].text, "a", "entries matched by name when out of order");
 	is_str(out[1].text, "b", "second file matched by name");
 
@@ -47,8 +53,10 @@ static void test_matching(void)
 		 names);
 	is_int(out[0].outcome, REPLY_STORED, "the file the reply names is stored");
 	is_int(out[1].outcome, REPLY_RETRY, "a file the reply forgot is retried");
-	classify(400, "{\"success\":false,\"error\":\"Bad\",\"files\":[{\"success\":true,"
-		      "\"fileName\":\"a\"}]}", 2, names);
+	classify(400,
+		 "{\"success\":false,\"error\":\"Bad\",\"files\":[{\"success\":true,"
+		 "\"fileName\":\"a\"}]}",
+		 2, names);
 	is_int(out[1].outcome, REPLY_REJECTED, "a file a 400 forgot is rejected, not retried");
 	is_str(out[1].text, "HTTP 400: Bad", "with the top-level error");
 }
@@ -57,9 +65,11 @@ static void test_mangled_names(void)
 {
 	const char *names[] = {"\xff\xfe.json", "b.json", "c.json"};
 
-	classify(200, "{\"success\":true,\"files\":[{\"success\":true,\"fileName\":\"c\"},"
-		      "{\"success\":true,\"fileName\":\"\u00ff\u00fe\"},"
-		      "{\"success\":false,\"fileName\":\"b.json\",\"error\":\"nope\"}]}", 3, names);
+	classify(200,
+		 "{\"success\":true,\"files\":[{\"success\":true,\"fileName\":\"c\"},"
+		 "{\"success\":true,\"fileName\":\"\u00ff\u00fe\"},"
+		 "{\"success\":false,\"fileName\":\"b.json\",\"error\":\"nope\"}]}",
+		 3, names);
 	is_int(out[0].outcome, REPLY_STORED, "a name the service mangled still finds its entry");
 	is_int(out[1].outcome, REPLY_REJECTED, "named entries match out of order");
 	is_int(out[2].outcome, REPLY_STORED, "and the rest by name");

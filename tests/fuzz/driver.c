@@ -76,10 +76,19 @@ static size_t mutate(unsigned char *buf, size_t n, unsigned *seed)
 		size_t pos = n ? (size_t)rand_r(seed) % n : 0;
 
 		switch (rand_r(seed) % 6) {
-		case 0: if (n) buf[pos] ^= (unsigned char)(1u << (rand_r(seed) % 8)); break;
-		case 1: if (n) buf[pos] = (unsigned char)rand_r(seed); break;
+		case 0:
+			if (n)
+				buf[pos] ^= (unsigned char)(1u << (rand_r(seed) % 8));
+			break;
+		case 1:
+			if (n)
+				buf[pos] = (unsigned char)rand_r(seed);
+			break;
 		case 2: /* interesting bytes for text formats */
-			if (n) buf[pos] = (unsigned char)"\0\n\r %=/.\"\\{}[],:0\xff"[rand_r(seed) % 19];
+			if (n)
+				buf[pos] =
+					(unsigned char)"\0\n\r %=/.\"\\{}[],:0\xff"[rand_r(seed) %
+										    19];
 			break;
 		case 3:
 			if (n < INPUT_MAX_BYTES) {
@@ -96,7 +105,8 @@ static size_t mutate(unsigned char *buf, size_t n, unsigned *seed)
 			break;
 		case 5: { /* splice in part of another input */
 			size_t k = ncorpus ? (size_t)rand_r(seed) % ncorpus : 0;
-			size_t take = ncorpus && corpus_len[k] ? (size_t)rand_r(seed) % corpus_len[k] : 0;
+			size_t take =
+				ncorpus && corpus_len[k] ? (size_t)rand_r(seed) % corpus_len[k] : 0;
 
 			if (pos + take > INPUT_MAX_BYTES)
 				take = INPUT_MAX_BYTES - pos;

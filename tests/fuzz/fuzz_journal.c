@@ -21,8 +21,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static char dir[64];
 	static int dfd = -1;
-	struct queue_config cfg = {.settle_ms = 0, .batch_max = 10, .batch_bytes_max = 1 << 20,
-				   .backoff_min_ms = 1, .backoff_max_ms = 10};
+	struct queue_config cfg = {.settle_ms = 0,
+				   .batch_max = 10,
+				   .batch_bytes_max = 1 << 20,
+				   .backoff_min_ms = 1,
+				   .backoff_max_ms = 10};
 	struct journal_replay_stats st;
 	struct queue_recovery rec;
 	struct queue *q;

@@ -19,7 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	reply_classify(status, (const char *)data + 2, size - 2, 1 + data[0] % 5, names, out);
 	for (size_t i = 0; i < 5 && i < 1u + data[0] % 5; i++) {
 		/* Results end up in xattrs and logs: one printable line. */
-		if (memchr(out[i].text, '\n', strlen(out[i].text)) || strlen(out[i].text) >= REPLY_TEXT_MAX)
+		if (memchr(out[i].text, '\n', strlen(out[i].text)) ||
+		    strlen(out[i].text) >= REPLY_TEXT_MAX)
 			abort();
 	}
 	return 0;
