@@ -201,7 +201,7 @@ static int watch_tree(struct watcher *w, const char *rel, bool new_files, unsign
 	char abs[PATH_MAX];
 	struct dirent *de;
 	DIR *d;
-	int wd, fd;
+	int wd, fd, rc = 0;
 
 	snprintf(abs, sizeof(abs), "%s%s%s", w->svc.spool.files_path, *rel ? "/" : "", rel);
 	wd = inotify_add_watch(w->inotify_fd, abs, WATCH_MASK);
@@ -215,7 +215,7 @@ static int watch_tree(struct watcher *w, const char *rel, bool new_files, unsign
 	/* Listed after the watch exists, so nothing created meanwhile is lost. */
 	fd = openat(w->files_fd, *rel ? rel : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	d = fd >= 0 ? fdopendir(fd) : NULL;
-	while (d && (de = readdir(d))) {
+	while (d && rc != -ENOSPC && (de = readdir(d))) {
 		struct stat st;
 		char *sub;
 
@@ -224,7 +224,7 @@ static int watch_tree(struct watcher *w, const char *rel, bool new_files, unsign
 		sub = join(rel, de->d_name);
 		if (sub && stat_rel(w, sub, &st) == 0) {
 			if (S_ISDIR(st.st_mode))
-				watch_tree(w, sub, new_files, depth + 1);
+				rc = watch_tree(w, sub, new_files, depth + 1);
 			else if (S_ISREG(st.st_mode) && new_files &&
 				 writing_find(w, st.st_ino, NULL) < 0)
 				file_found(w, sub, &st);
@@ -237,7 +237,8 @@ static int watch_tree(struct watcher *w, const char *rel, bool new_files, unsign
 		closedir(d);
 	else if (fd >= 0)
 		close(fd);
-	return 0;
+	/* Out of watches is worth stopping for; a folder gone meanwhile is not. */
+	return rc == -ENOSPC ? rc : 0;
 }
 
 /* Lost events: watch everything again and let the queue keep only what

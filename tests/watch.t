@@ -132,6 +132,27 @@ if os.geteuid() == 0:
 else:
     t.ok(True, "# SKIP overflow test needs root to shrink the inotify queue")
 
+# too few inotify watches: a clear error naming the sysctl
+if os.geteuid() == 0:
+    knob = "/proc/sys/fs/inotify/max_user_watches"
+    old = open(knob).read().strip()
+    many = os.path.join(root, "many")
+    for i in range(40):
+        os.makedirs(os.path.join(many, "training", "l%02d" % i))
+    with open(knob, "w") as f:
+        f.write("20")
+    try:
+        r = subprocess.run([w.cmd[0], "watch", "-f", "-o", "state=%s/s2" % root, many],
+                           capture_output=True, text=True,
+                           env=dict(w.env, EI_API_KEY="ei_0123456789abcdef"), timeout=30)
+    finally:
+        with open(knob, "w") as f:
+            f.write(old)
+    t.ok(r.returncode == 1 and "max_user_watches" in r.stderr,
+         "the watch limit gives a clear error naming the sysctl", r.stderr)
+else:
+    t.ok(True, "# SKIP the watch limit test needs root")
+
 # the state lives outside the folder; refusing a state dir inside it
 t.ok(not any(f == "journal" for _, _, fs in os.walk(w.mnt) for f in fs), "no state inside the watched folder")
 r = subprocess.run([w.cmd[0], "watch", "-f", "-o", "state=%s/x" % w.mnt, w.mnt], capture_output=True,
