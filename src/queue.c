@@ -43,6 +43,9 @@ struct entry {
 	enum file_state parked_state;
 	char *result;
 	struct entry *hash_next;
+	uint64_t path_hash;      /* the index by path, for front ends that */
+	struct entry *path_next; /* only know names (inotify) */
+	bool path_indexed;
 	struct entry *prev, *next;
 	enum entry_list list;
 };
@@ -58,6 +61,8 @@ struct queue {
 	struct queue_config cfg;
 	struct entry **buckets;
 	size_t nbuckets, nentries;
+	struct entry **path_buckets;
+	size_t npath_buckets;
 	struct entry_list_head settling; /* ordered by due_ms: settle is constant */
 	struct entry_list_head pending;
 	bool paused;
@@ -95,6 +100,8 @@ static struct entry *entry_find(struct queue *q, uint64_t ino)
 	return NULL;
 }
 
+static void path_index_grow(struct queue *q);
+
 static void table_grow(struct queue *q)
 {
 	size_t old_n = q->nbuckets;
@@ -117,10 +124,76 @@ static void table_grow(struct queue *q)
 		}
 	}
 	free(old);
+	path_index_grow(q);
+}
+
+/* ---- index by path ---- */
+
+static uint64_t path_hash_of(const char *p)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	return h;
+}
+
+static void path_index_remove(struct queue *q, struct entry *e)
+{
+	struct entry **pp;
+
+	if (!e->path_indexed)
+		return;
+	pp = &q->path_buckets[e->path_hash & (q->npath_buckets - 1)];
+	while (*pp && *pp != e)
+		pp = &(*pp)->path_next;
+	if (*pp)
+		*pp = e->path_next;
+	e->path_indexed = false;
+}
+
+static void path_index_add(struct queue *q, struct entry *e)
+{
+	size_t b;
+
+	e->path_hash = path_hash_of(e->path);
+	b = e->path_hash & (q->npath_buckets - 1);
+	e->path_next = q->path_buckets[b];
+	q->path_buckets[b] = e;
+	e->path_indexed = true;
+}
+
+static struct entry *entry_find_path(struct queue *q, const char *path)
+{
+	uint64_t h = path_hash_of(path);
+
+	for (struct entry *e = q->path_buckets[h & (q->npath_buckets - 1)]; e; e = e->path_next) {
+		if (e->path_hash == h && strcmp(e->path, path) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+static void path_index_grow(struct queue *q)
+{
+	struct entry **fresh = calloc(q->nbuckets, sizeof(*fresh));
+
+	if (!fresh)
+		return; /* longer chains; still correct */
+	free(q->path_buckets);
+	q->path_buckets = fresh;
+	q->npath_buckets = q->nbuckets;
+	for (size_t i = 0; i < q->nbuckets; i++) {
+		for (struct entry *e = q->buckets[i]; e; e = e->hash_next) {
+			if (e->path_indexed)
+				path_index_add(q, e);
+		}
+	}
 }
 
 static void table_remove(struct queue *q, struct entry *e)
 {
+	path_index_remove(q, e);
 	struct entry **pp = &q->buckets[bucket_of(q, e->ino)];
 
 	while (*pp && *pp != e)
@@ -273,6 +346,8 @@ static void entry_path_changed(struct queue *q, struct entry *e)
 {
 	bool is = path_is_annotation(e->path) && !ignored_reason(e->path);
 
+	path_index_remove(q, e);
+	path_index_add(q, e);
 	if (is == e->annotation)
 		return;
 	if (!is) {
@@ -389,9 +464,12 @@ struct queue *queue_new(const struct queue_config *cfg)
 	q->cfg = *cfg;
 	if (q->cfg.batch_max == 0)
 		q->cfg.batch_max = 1;
-	q->nbuckets = 1024;
+	q->nbuckets = q->npath_buckets = 1024;
 	q->buckets = calloc(q->nbuckets, sizeof(*q->buckets));
-	if (!q->buckets) {
+	q->path_buckets = calloc(q->npath_buckets, sizeof(*q->path_buckets));
+	if (!q->buckets || !q->path_buckets) {
+		free(q->buckets);
+		free(q->path_buckets);
 		free(q);
 		return NULL;
 	}
@@ -413,6 +491,7 @@ void queue_free(struct queue *q)
 		}
 	}
 	free(q->buckets);
+	free(q->path_buckets);
 	free(q->annotations);
 	pthread_mutex_destroy(&q->lock);
 	free(q);
@@ -677,7 +756,8 @@ void queue_renamed(struct queue *q, const char *from, const char *to, uint64_t i
 		goto out;
 	}
 	np = strdup(to);
-	e->size = size; /* fresh from the rename: a close may not have known it */
+	if (size != QUEUE_SIZE_UNKNOWN)
+		e->size = size; /* fresh from the rename: a close may not have known it */
 	if (np)
 		entry_moved(q, e, np);
 out:
@@ -702,20 +782,55 @@ static bool path_is_below(const char *path, const char *dir, size_t dlen);
 void queue_forget(struct queue *q, const char *path, bool is_dir)
 {
 	size_t n = strlen(path);
+	struct entry *one;
 
 	pthread_mutex_lock(&q->lock);
+	if (!is_dir) {
+		one = entry_find_path(q, path);
+		if (one) {
+			journal_note(q, one, JOURNAL_REMOVED);
+			entry_destroy(q, one);
+		}
+		goto out;
+	}
 	for (size_t i = 0; i < q->nbuckets; i++) {
 		struct entry *e = q->buckets[i], *next;
 
 		for (; e; e = next) {
 			next = e->hash_next;
-			if (is_dir ? path_is_below(e->path, path, n) : strcmp(e->path, path) == 0) {
+			if (path_is_below(e->path, path, n)) {
 				journal_note(q, e, JOURNAL_REMOVED);
 				entry_destroy(q, e);
 			}
 		}
 	}
+out:
 	pthread_mutex_unlock(&q->lock);
+}
+
+void queue_forget_other(struct queue *q, const char *path, uint64_t keep_ino)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&q->lock);
+	e = entry_find_path(q, path);
+	if (e && e->ino != keep_ino) {
+		journal_note(q, e, JOURNAL_REMOVED);
+		entry_destroy(q, e);
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+bool queue_ino_of(struct queue *q, const char *path, uint64_t *ino)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&q->lock);
+	e = entry_find_path(q, path);
+	if (e)
+		*ino = e->ino;
+	pthread_mutex_unlock(&q->lock);
+	return e != NULL;
 }
 
 bool queue_path_of(struct queue *q, uint64_t ino, char *buf, size_t size)
@@ -1250,10 +1365,16 @@ out:
 }
 
 /* What a file found in the spool is, given what the journal said. */
-static void reconcile_entry(struct entry *e, const char *path, uint64_t size, bool known)
+static void reconcile_entry(const struct queue *q, struct entry *e, const char *path, uint64_t size,
+			    bool known)
 {
 	if (ignored_reason(path)) {
 		e->state = FILE_IGNORED;
+	} else if (q->cfg.written_outside && (!known || e->state == FILE_WRITING)) {
+		/* Watch mode: new, or written while we were away, maybe still
+		 * being written: let it settle; a write postpones it. */
+		e->state = FILE_WRITING;
+		e->maybe_sent = e->maybe_sent && known;
 	} else if (!known) {
 		/* No history: send it; a duplicate reply may be our own copy. */
 		e->state = FILE_PENDING;
@@ -1294,7 +1415,7 @@ void queue_reconcile(struct queue *q, uint64_t ino, const char *path, uint64_t s
 		e->path = copy;
 		copy = NULL;
 		entry_path_changed(q, e);
-		reconcile_entry(e, path, size, known);
+		reconcile_entry(q, e, path, size, known);
 		e->seen = true;
 	}
 	pthread_mutex_unlock(&q->lock);
@@ -1320,6 +1441,10 @@ void queue_reconcile_finish(struct queue *q, struct queue_recovery *out)
 			e->seen = false;
 			if (e->state == FILE_PENDING) {
 				entry_make_pending(q, e, now);
+				out->pending++;
+			} else if (e->state == FILE_WRITING) {
+				e->due_ms = now + q->cfg.settle_ms;
+				list_append(q, e, LIST_SETTLING);
 				out->pending++;
 			} else if (e->state == FILE_FAILED && e->result &&
 				   strcmp(e->result, "interrupted while writing") == 0) {

@@ -36,6 +36,7 @@ struct queue_config {
 	unsigned backoff_min_ms;  /* first retry delay */
 	unsigned backoff_max_ms;  /* cap of the exponential backoff */
 	unsigned linger_ms;       /* a small batch waits this long for more while files settle */
+	bool written_outside;     /* watch mode: others write the files, maybe still now */
 };
 
 struct queue_item {
@@ -103,6 +104,10 @@ void queue_removed(struct queue *q, uint64_t ino);
 /* A file (or, IS_DIR, a folder's files) gone from where it was, when its
  * inode is no longer known (inotify reports deletions by name). */
 void queue_forget(struct queue *q, const char *path, bool is_dir);
+/* Another file now at PATH (renamed over): forget the one that was there. */
+void queue_forget_other(struct queue *q, const char *path, uint64_t keep_ino);
+/* The inode of the file the queue knows at PATH, if any. */
+bool queue_ino_of(struct queue *q, const char *path, uint64_t *ino);
 /* Whether INO is known; its path into BUF when it is. */
 bool queue_path_of(struct queue *q, uint64_t ino, char *buf, size_t size);
 /* After lost events: mark what is still there, then forget the rest. */

@@ -141,6 +141,7 @@ static int open_queue(struct service *s)
 		.backoff_min_ms = s->opt.backoff_ms,
 		.backoff_max_ms = s->opt.backoff_max_ms,
 		.linger_ms = 100,
+		.written_outside = s->written_outside,
 	});
 	return s->queue ? recover_queue(s) : service_fail("out of memory");
 }

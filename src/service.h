@@ -20,6 +20,7 @@ struct service {
 	struct uploader *uploader;
 	char *key;
 	bool curl_ready;
+	bool written_outside; /* watch mode */
 };
 
 /* One clear line on stderr; returns 1, the exit status of a refusal. */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,10 +47,15 @@ static int open_subdir(int parent, const char *name, mode_t mode)
 static int create_categories(int files_fd)
 {
 	for (size_t i = 0; i < layout_category_count(); i++) {
-		int fd = open_subdir(files_fd, layout_category_name((int)i), 0755);
+		const char *name = layout_category_name((int)i);
+		bool fresh = faccessat(files_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0;
+		int fd = open_subdir(files_fd, name, 0755);
 
 		if (fd < 0)
 			return fd;
+		/* Whatever our umask, writers (a camera's user) must get in. */
+		if (fresh)
+			fchmod(fd, 0755);
 		close(fd);
 	}
 	return 0;

@@ -34,14 +34,18 @@
 #define WATCH_MASK                                                                                 \
 	(IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE |        \
 	 IN_DELETE_SELF | IN_DONT_FOLLOW | IN_EXCL_UNLINK | IN_ONLYDIR)
-#define PUBLISH_EVERY_MS 300
+#define PUBLISH_EVERY_MS 1000
 #define MAX_DEPTH 256
+/* A file written without a close (truncate(2), mmap, an unlinked-then-
+ * recreated name) counts as closed after this long without a write. */
+#define STALE_WRITER_MS 60000
 
 /* inotify names files, and by the time an event is read the name may be
  * gone (rsync renames right after the close): remember both. */
 struct writing {
 	uint64_t ino;
-	char *path;
+	char *path;      /* kept up to date through renames */
+	int64_t last_ms; /* last write seen */
 };
 
 struct watcher {
@@ -102,7 +106,7 @@ static void writing_add(struct watcher *w, uint64_t ino, const char *path)
 		w->writing = bigger;
 		w->cap_writing = cap;
 	}
-	w->writing[w->nwriting++] = (struct writing){ino, copy};
+	w->writing[w->nwriting++] = (struct writing){ino, copy, clock_now_ms()};
 }
 
 /* Take entry I out of the set; returns its inode. */
@@ -115,15 +119,59 @@ static uint64_t writing_take(struct watcher *w, size_t i)
 	return ino;
 }
 
+/* Renames reach the set too, so a close reported under the new name (or
+ * lost) still finds its file. */
+static void writing_renamed(struct watcher *w, const char *from, const char *to, bool is_dir)
+{
+	size_t n = strlen(from);
+
+	for (size_t i = 0; i < w->nwriting; i++) {
+		char *p = w->writing[i].path, *fresh;
+
+		if (strncmp(p, from, n) != 0 || !(p[n] == '\0' || (is_dir && p[n] == '/')))
+			continue;
+		if (asprintf(&fresh, "%s%s", to, p + n) >= 0) {
+			free(p);
+			w->writing[i].path = fresh;
+		}
+	}
+}
+
+static void writing_forget(struct watcher *w, const char *path, bool is_dir)
+{
+	size_t n = strlen(path);
+
+	for (size_t i = 0; i < w->nwriting;) {
+		const char *p = w->writing[i].path;
+
+		if (strncmp(p, path, n) == 0 && (p[n] == '\0' || (is_dir && p[n] == '/')))
+			writing_take(w, i);
+		else
+			i++;
+	}
+}
+
 /* ---- what happened to a file ---- */
 
 static void file_modified(struct watcher *w, const char *rel)
 {
 	struct stat st;
+	char known[PATH_MAX];
+	ssize_t i;
 
-	if (stat_rel(w, rel, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    writing_find(w, st.st_ino, NULL) >= 0)
+	if (stat_rel(w, rel, &st) < 0 || !S_ISREG(st.st_mode))
 		return;
+	i = writing_find(w, st.st_ino, NULL);
+	if (i >= 0) {
+		w->writing[i].last_ms = clock_now_ms();
+		return;
+	}
+	/* A second name for a known file (ln) is not new content. */
+	if (st.st_nlink > 1 && queue_path_of(w->svc.queue, st.st_ino, known, sizeof(known)) &&
+	    strcmp(known, rel) != 0)
+		return;
+	/* A new file under the name of one we knew: that one is gone. */
+	queue_forget_other(w->svc.queue, rel, st.st_ino);
 	queue_open_write(w->svc.queue, st.st_ino, rel);
 	queue_written(w->svc.queue, st.st_ino);
 	writing_add(w, st.st_ino, rel);
@@ -152,8 +200,11 @@ static void file_closed(struct watcher *w, const char *rel)
 {
 	struct stat st;
 	bool exists = stat_rel(w, rel, &st) == 0;
-	ssize_t i = writing_find(w, 0, rel);
+	ssize_t i = exists ? writing_find(w, st.st_ino, NULL) : -1;
 	uint64_t ino, size;
+
+	if (i < 0)
+		i = writing_find(w, 0, rel);
 
 	if (exists && !S_ISREG(st.st_mode))
 		return;
@@ -167,6 +218,24 @@ static void file_closed(struct watcher *w, const char *rel)
 	size = exists && (uint64_t)st.st_ino == ino ? (uint64_t)st.st_size : QUEUE_SIZE_UNKNOWN;
 	queue_flushed(w->svc.queue, ino, size);
 	queue_close_write(w->svc.queue, ino, size);
+}
+
+static void close_stale_writers(struct watcher *w, int64_t now)
+{
+	for (size_t i = 0; i < w->nwriting;) {
+		struct stat st;
+		uint64_t ino, size;
+
+		if (now - w->writing[i].last_ms < STALE_WRITER_MS) {
+			i++;
+			continue;
+		}
+		size = stat_rel(w, w->writing[i].path, &st) == 0 ? (uint64_t)st.st_size
+								 : QUEUE_SIZE_UNKNOWN;
+		ino = writing_take(w, i);
+		queue_flushed(w->svc.queue, ino, size);
+		queue_close_write(w->svc.queue, ino, size);
+	}
 }
 
 /* ---- watches ---- */
@@ -282,12 +351,55 @@ static void rename_watched_dirs(struct watcher *w, const char *from, const char 
 
 /* ---- moves: a MOVED_FROM waits for the MOVED_TO with its cookie ---- */
 
+/* A folder gone from the tree: its watches (and the ones below) must not
+ * report under its old name any more. */
+static void unwatch_below(struct watcher *w, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	for (int i = 0; i < w->nwd; i++) {
+		char *p = w->wd_path[i];
+
+		if (!p || strncmp(p, dir, n) != 0 || (p[n] != '/' && p[n] != '\0'))
+			continue;
+		inotify_rm_watch(w->inotify_fd, i);
+		free(p);
+		w->wd_path[i] = NULL;
+	}
+}
+
 static void flush_move(struct watcher *w)
 {
 	if (!w->move_from)
 		return;
 	/* Moved out of the tree. */
 	queue_forget(w->svc.queue, w->move_from, w->move_is_dir);
+	writing_forget(w, w->move_from, w->move_is_dir);
+	if (w->move_is_dir)
+		unwatch_below(w, w->move_from);
+	free(w->move_from);
+	w->move_from = NULL;
+}
+
+/* A rename inside the tree.  The name may already be gone again (renamed
+ * twice before we read the events): then the queue's inode for the old
+ * name stands in, and a later event brings the size. */
+static void moved_within(struct watcher *w, const char *rel, bool is_dir)
+{
+	struct stat st;
+	bool exists = stat_rel(w, rel, &st) == 0;
+	uint64_t ino = exists ? (uint64_t)st.st_ino : 0;
+
+	if (!is_dir && !exists && !queue_ino_of(w->svc.queue, w->move_from, &ino))
+		ino = 0;
+	if (!is_dir && ino)
+		queue_forget_other(w->svc.queue, rel, ino);
+	if (is_dir || ino)
+		queue_renamed(w->svc.queue, w->move_from, rel, ino,
+			      exists ? (uint64_t)st.st_size : QUEUE_SIZE_UNKNOWN, is_dir);
+	writing_renamed(w, w->move_from, rel, is_dir);
+	if (is_dir)
+		rename_watched_dirs(w, w->move_from, rel);
 	free(w->move_from);
 	w->move_from = NULL;
 }
@@ -297,23 +409,20 @@ static void moved_to(struct watcher *w, const struct inotify_event *ev, const ch
 	bool is_dir = ev->mask & IN_ISDIR;
 	struct stat st;
 
-	if (stat_rel(w, rel, &st) < 0)
-		return;
 	if (w->move_from && w->move_cookie == ev->cookie) {
-		queue_renamed(w->svc.queue, w->move_from, rel, st.st_ino, (uint64_t)st.st_size,
-			      is_dir);
-		if (is_dir)
-			rename_watched_dirs(w, w->move_from, rel);
-		free(w->move_from);
-		w->move_from = NULL;
+		moved_within(w, rel, is_dir);
 		return;
 	}
 	flush_move(w);
+	if (stat_rel(w, rel, &st) < 0)
+		return;
 	/* Moved in from elsewhere: complete, like a rename into place. */
 	if (is_dir)
 		watch_tree(w, rel, true, 0);
-	else if (S_ISREG(st.st_mode))
+	else if (S_ISREG(st.st_mode)) {
+		queue_forget_other(w->svc.queue, rel, st.st_ino);
 		queue_renamed(w->svc.queue, "", rel, st.st_ino, (uint64_t)st.st_size, false);
+	}
 }
 
 /* ---- events ---- */
@@ -356,8 +465,10 @@ static void handle_event(struct watcher *w, const struct inotify_event *ev)
 		file_modified(w, rel);
 	else if (ev->mask & IN_CLOSE_WRITE)
 		file_closed(w, rel);
-	else if (ev->mask & IN_DELETE)
+	else if (ev->mask & IN_DELETE) {
 		queue_forget(w->svc.queue, rel, ev->mask & IN_ISDIR);
+		writing_forget(w, rel, ev->mask & IN_ISDIR);
+	}
 	free(rel);
 }
 
@@ -433,6 +544,7 @@ static int run(struct watcher *w)
 
 		if (now >= next_publish) {
 			queue_publish_changes(w->svc.queue, publish_one, w);
+			close_stale_writers(w, now);
 			next_publish = now + PUBLISH_EVERY_MS;
 		}
 		if (poll(fds, 2, PUBLISH_EVERY_MS) < 0 && errno != EINTR)
@@ -499,7 +611,10 @@ static int open_watch(struct watcher *w)
 
 int watch_main(int argc, char **argv)
 {
-	struct watcher w = {.inotify_fd = -1, .files_fd = -1, .xattrs_ok = true};
+	struct watcher w = {.inotify_fd = -1,
+			    .files_fd = -1,
+			    .xattrs_ok = true,
+			    .svc = {.written_outside = true}};
 	struct options *o = &w.svc.opt;
 	bool exit_now;
 	int rc = service_parse(&w.svc, argc, argv, "folder to watch", &exit_now);

@@ -91,6 +91,72 @@ t.ok(any(r["path"] == "/api/training/files" and r["files"] == 1 for r in emu.req
      "an uploaded file moved to another label is sent there")
 t.eq(w.xattr("training/bus/w0.json"), "duplicate", "where the service already has its bytes")
 
+# renames and removals that race the event reader
+x = w.path("training/z/x")
+os.makedirs(x)
+for i in range(4):
+    with open(os.path.join(x, "x%d.json" % i), "wb") as f:
+        f.write(b'{"x": %d}' % i)
+w.wait_done()
+n_before = len(emu.samples())
+os.rename(x, w.path("training/z/y"))
+os.rename(w.path("training/z/y"), w.path("training/z/z"))
+with open(w.path("training/z/z/new.json"), "wb") as f:
+    f.write(b'{"after": "two renames"}')
+w.wait_done()
+t.eq([s["label"] for s in emu.samples()[n_before:]], ["z"],
+     "a folder renamed twice at once: its files stay known, a new one in it is sent")
+t.eq({w.xattr("training/z/z/x%d.json" % i) for i in range(4)}, {"uploaded"},
+     "and the old ones stay uploaded")
+t.eq(len(emu.samples()) - n_before, 1, "none of them was sent again")
+
+with open(w.path("training/z/open.json"), "wb") as f:
+    f.write(b'{"part": 1')
+    f.flush()
+    time.sleep(0.3)
+    os.rename(w.path("training/z/open.json"), w.path("training/z/renamed-open.json"))
+    time.sleep(0.3)
+    f.write(b', "part2": 2}')
+w.wait_done()
+t.eq(stored("renamed-open.json"), [("training", "z", sha256(b'{"part": 1, "part2": 2}'))],
+     "renamed while open: sent once, complete, under the new name")
+
+f = open(w.path("training/z/gone.json"), "wb")
+f.write(b'{"gone": 1}')
+f.flush()
+os.unlink(w.path("training/z/gone.json"))
+f.close()
+with open(w.path("training/z/gone.json"), "wb") as f:
+    f.write(b'{"gone": "back"}')
+w.wait_done()
+t.eq(stored("gone.json"), [("training", "z", sha256(b'{"gone": "back"}'))],
+     "unlinked while open, then made again: the new file is sent")
+
+with open(w.path("training/z/save.json"), "wb") as f:
+    f.write(b'{"draft": 1}')
+w.wait_done()
+with open(w.path("training/z/.save.json.tmp"), "wb") as f:
+    f.write(b'{"draft": 2}')
+os.rename(w.path("training/z/.save.json.tmp"), w.path("training/z/save.json"))
+w.wait_done()
+t.eq([x[2] for x in stored("save.json")], [sha256(b'{"draft": 1}'), sha256(b'{"draft": 2}')],
+     "safe-save over an uploaded file: the new content once")
+os.link(w.path("training/z/save.json"), w.path("training/z/.save-link"))
+rc = w.wait_done(timeout=10)[0]
+t.eq(rc, 0, "a hard link does not leave the file writing for ever")
+
+outside = os.path.join(root, "outside")
+os.makedirs(outside)
+os.rename(w.path("training/z"), os.path.join(outside, "z.old"))
+os.makedirs(os.path.join(src, "newz"))
+with open(os.path.join(src, "newz", "fresh.json"), "wb") as f:
+    f.write(b'{"fresh": 1}')
+os.rename(os.path.join(src, "newz"), w.path("training/z"))
+shutil.rmtree(os.path.join(outside, "z.old"))
+w.wait_done()
+t.eq(stored("fresh.json"), [("training", "z", sha256(b'{"fresh": 1}'))],
+     "a folder moved out and another moved in under its name: the new files are sent")
+
 # restart: nothing is sent again; files added while stopped are sent
 before = len(emu.requests())
 t.eq(w.stop(), 0, "the watcher stops cleanly on SIGTERM")
@@ -103,6 +169,19 @@ t.eq(sorted(s["filename"] for s in emu.samples() if s["filename"].startswith("of
      ["offline0.json", "offline1.json", "offline2.json"], "files added while stopped go at restart")
 t.eq(len(emu.requests()) - before, 1, "and nothing else is sent again",
      emu.requests()[before:])
+t.ok("not yet uploaded" not in w.log(), "no file was left behind at the stop", w.log()[-400:])
+
+# a file half written across a restart is sent once, complete
+f = open(w.path("training/car/across.json"), "wb")
+f.write(b'{"half": ')
+f.flush()
+w.stop()
+f.write(b'"whole"}')
+f.close()
+w.start()
+w.wait_done()
+t.eq(stored("across.json"), [("training", "car", sha256(b'{"half": "whole"}'))],
+     "written across a restart: sent once, complete")
 w.stop()
 
 # lost events: a tiny inotify queue, the watcher paused while files land
