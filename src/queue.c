@@ -614,17 +614,20 @@ out:
 	pthread_mutex_unlock(&q->lock);
 }
 
+static bool label_equal(const struct layout_path *a, const struct layout_path *b)
+{
+	return a->category == b->category && a->label_len == b->label_len &&
+	       (a->label_len == 0 || memcmp(a->label, b->label, a->label_len) == 0);
+}
+
 static bool same_destination(const char *a, const char *b)
 {
 	struct layout_path la, lb;
 
-	if (layout_classify(a, &la) < 0 || layout_classify(b, &lb) < 0)
-		return false;
-	return la.category == lb.category && la.label_len == lb.label_len &&
-	       (la.label_len == 0 || memcmp(la.label, lb.label, la.label_len) == 0);
+	return layout_classify(a, &la) == 0 && layout_classify(b, &lb) == 0 &&
+	       label_equal(&la, &lb);
 }
 
-/* The rules of DESIGN.md "Layout" for a file that now lives at NEW_PATH. */
 /* An uploaded file put in the trash or a hidden folder remembers where it
  * was, so that bringing it back unchanged does not send it again. */
 static void entry_park(struct entry *e, char *old_path)
@@ -1030,8 +1033,6 @@ static int64_t linger_ms(const struct queue *q)
 	return q->settling.head ? q->cfg.linger_ms : 0;
 }
 
-static bool label_equal(const struct layout_path *a, const struct layout_path *b);
-
 /* Hold back a small batch for a moment while more of its kind are coming. */
 static bool should_linger(struct queue *q, int64_t now)
 {
@@ -1073,12 +1074,6 @@ int64_t queue_tick(struct queue *q, int64_t now)
 	}
 	pthread_mutex_unlock(&q->lock);
 	return next;
-}
-
-static bool label_equal(const struct layout_path *a, const struct layout_path *b)
-{
-	return a->category == b->category && a->label_len == b->label_len &&
-	       (a->label_len == 0 || memcmp(a->label, b->label, a->label_len) == 0);
 }
 
 static int batch_add(struct queue_batch *b, struct entry *e)

@@ -248,6 +248,10 @@ class Mount:
             subprocess.run(["fusermount3", "-u", self.mnt], stderr=subprocess.DEVNULL)
             if os.path.ismount(self.mnt):
                 subprocess.run(["fusermount3", "-uz", self.mnt], stderr=subprocess.DEVNULL)
+        return self._reap()
+
+    def _reap(self):
+        """Wait for the daemon to exit (killing it after 20 s); its status."""
         try:
             rc = self.proc.wait(20)
         except subprocess.TimeoutExpired:
@@ -339,13 +343,7 @@ class Watcher(Mount):
         if self.proc is None:
             return None
         self.proc.terminate()
-        try:
-            rc = self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self.proc = None
-        return rc
+        return self._reap()
 
     def journal(self):
         return os.path.join(self.spool, "journal")
