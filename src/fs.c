@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include "fs.h"
 #include "layout.h"
 #include "log.h"
+#include "passthrough.h"
 
 #define XATTR_PREFIX "user.ingest."
 #define XATTR_STATUS XATTR_PREFIX "status"
@@ -29,11 +31,27 @@
 #define XATTR_SUMMARY XATTR_PREFIX "summary"
 #define XATTR_BYTES XATTR_PREFIX "bytes"
 
+/* Below this much free space in the spool, writes go through the daemon,
+ * which sees ENOSPC and fails the file instead of uploading it cut short;
+ * with passthrough only the writer would see the error. */
+#define SPOOL_LOW_BYTES (1ull << 30)
+/* A passthrough writer that closes with less than this left may have hit
+ * ENOSPC unseen: the file fails rather than go up truncated. */
+#define SPOOL_FULL_BYTES (64ull << 20)
+/* Samples are data: no setuid/setgid bits are kept, which also lets the
+ * kernel skip its privilege checks before writes (passthrough.c). */
+#define NO_PRIVILEGE_BITS (S_ISUID | S_ISGID)
+
 struct fs_handle {
 	int fd;
 	uint64_t ino;
 	bool writable;
-	atomic_bool written; /* the queue has been told about new content */
+	bool passthrough;          /* holds a backing id (passthrough_put at release) */
+	bool unseen_writes;        /* mmap, maybe write(2), reach the spool without us */
+	bool unseen_errors;        /* write(2) errors reach only the writer */
+	atomic_bool written;       /* the queue has been told about new content */
+	pthread_mutex_t seen_lock; /* guards seen: closes of dup'd fds may race */
+	struct stat seen;          /* the file when we last checked, for unseen_writes */
 };
 
 struct fs_dir {
@@ -104,8 +122,10 @@ static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *
 
 static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-	int rc = fi ? fchmod(handle_of(fi)->fd, mode)
-		    : fchmodat(ctx()->files_fd, rel(path), mode, 0);
+	int rc;
+
+	mode &= ~NO_PRIVILEGE_BITS;
+	rc = fi ? fchmod(handle_of(fi)->fd, mode) : fchmodat(ctx()->files_fd, rel(path), mode, 0);
 
 	return rc < 0 ? -errno : 0;
 }
@@ -179,7 +199,7 @@ static int fs_mkdir(const char *path, mode_t mode)
 
 	if (rc < 0)
 		return rc;
-	return mkdirat(ctx()->files_fd, rel(path), mode) < 0 ? -errno : 0;
+	return mkdirat(ctx()->files_fd, rel(path), mode & ~NO_PRIVILEGE_BITS) < 0 ? -errno : 0;
 }
 
 static int fs_rmdir(const char *path)
@@ -327,6 +347,56 @@ static int fs_readlink(const char *path, char *buf, size_t size)
 
 /* ---- files ---- */
 
+static bool spool_has_room(uint64_t bytes)
+{
+	struct statvfs sv;
+
+	if (fstatvfs(ctx()->files_fd, &sv) < 0)
+		return false;
+	return (uint64_t)sv.f_bfree * sv.f_frsize >= bytes;
+}
+
+/* Hand the file's data to the kernel when we can (passthrough.h).  Writes
+ * to a file that keeps its old content still come through the daemon
+ * (FOPEN_DIRECT_IO): the first one is journaled before it lands, so a
+ * crash in the middle shows "interrupted" instead of the old status. */
+static void choose_data_path(struct fs_handle *h, bool content_new, const struct stat *st)
+{
+	bool direct = h->writable && (!content_new || !spool_has_room(SPOOL_LOW_BYTES));
+	int id;
+
+	if (!passthrough_ready())
+		return;
+	id = passthrough_get(h->ino, h->fd);
+	if (id < 0)
+		return;
+	h->passthrough = true;
+	h->unseen_writes = h->writable;
+	h->unseen_errors = h->writable && !direct;
+	h->seen = *st;
+	passthrough_arm((uintptr_t)h, id, direct);
+}
+
+/* Passthrough writes bypass us: a change since we last looked is a write
+ * (after an earlier close of a dup'd fd, or through mmap). */
+static void catch_unseen_writes(struct fs_handle *h, const struct stat *now)
+{
+	bool changed;
+
+	if (!h->unseen_writes)
+		return;
+	pthread_mutex_lock(&h->seen_lock);
+	changed = now->st_size != h->seen.st_size ||
+		  now->st_ctim.tv_sec != h->seen.st_ctim.tv_sec ||
+		  now->st_ctim.tv_nsec != h->seen.st_ctim.tv_nsec;
+	h->seen = *now;
+	pthread_mutex_unlock(&h->seen_lock);
+	if (changed)
+		note_written(h);
+	if (h->unseen_errors && atomic_load(&h->written) && !spool_has_room(SPOOL_FULL_BYTES))
+		queue_write_failed(ctx()->q, h->ino, ENOSPC);
+}
+
 static int open_handle(const char *path, int fd, int flags, bool created, struct fuse_file_info *fi)
 {
 	struct fs_context *c = ctx();
@@ -343,12 +413,16 @@ static int open_handle(const char *path, int fd, int flags, bool created, struct
 	h->fd = fd;
 	h->ino = (uint64_t)st.st_ino;
 	h->writable = (flags & O_ACCMODE) != O_RDONLY;
+	pthread_mutex_init(&h->seen_lock, NULL);
 	if (h->writable) {
 		queue_open_write(c->q, h->ino, rel(path));
 		if (created || (flags & O_TRUNC))
 			note_written(h);
 	}
+	/* Nothing to learn from the close of a reader: spare it the FLUSH. */
+	fi->noflush = !h->writable;
 	fi->fh = (uintptr_t)h;
+	choose_data_path(h, created || (flags & O_TRUNC), &st);
 	return 0;
 }
 
@@ -358,7 +432,8 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 
 	if (rc < 0)
 		return rc;
-	fd = openat(ctx()->files_fd, rel(path), fi->flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
+	fd = openat(ctx()->files_fd, rel(path), fi->flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+		    mode & ~NO_PRIVILEGE_BITS);
 	if (fd < 0)
 		return -errno;
 	return open_handle(path, fd, fi->flags, true, fi);
@@ -443,7 +518,10 @@ static int fs_flush(const char *path, struct fuse_file_info *fi)
 	struct fs_handle *h = handle_of(fi);
 	struct stat st;
 
-	if (h->writable && atomic_exchange(&h->written, false) && fstat(h->fd, &st) == 0)
+	if (!h->writable || fstat(h->fd, &st) < 0)
+		return 0;
+	catch_unseen_writes(h, &st);
+	if (atomic_exchange(&h->written, false))
 		queue_flushed(ctx()->q, h->ino, (uint64_t)st.st_size);
 	return 0;
 }
@@ -454,12 +532,19 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 	struct stat st;
 
 	if (h->writable) {
-		uint64_t size = fstat(h->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+		uint64_t size = 0;
 
+		if (fstat(h->fd, &st) == 0) {
+			catch_unseen_writes(h, &st);
+			size = (uint64_t)st.st_size;
+		}
 		if (atomic_exchange(&h->written, false)) /* no FLUSH came */
 			queue_flushed(ctx()->q, h->ino, size);
 		queue_close_write(ctx()->q, h->ino, size);
 	}
+	if (h->passthrough)
+		passthrough_put(h->ino);
+	pthread_mutex_destroy(&h->seen_lock);
 	close(h->fd);
 	free(h);
 	return 0;

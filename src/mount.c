@@ -11,6 +11,7 @@
 #include "fs.h"
 #include "log.h"
 #include "mount.h"
+#include "passthrough.h"
 #include "service.h"
 
 struct mount_state {
@@ -73,6 +74,8 @@ static int start_fuse(struct mount_state *m, const char *argv0)
 	if (fuse_mount(m->fuse, m->mountpoint) != 0)
 		return service_fail("cannot mount on %s", m->mountpoint);
 	m->mounted = true;
+	if (passthrough_install(fuse_get_session(m->fuse), !m->svc.opt.no_passthrough) < 0)
+		return service_fail("cannot set up the FUSE channel of %s", m->mountpoint);
 	return 0;
 }
 
@@ -122,6 +125,7 @@ out:
 		fuse_unmount(m.fuse);
 	if (m.fuse)
 		fuse_destroy(m.fuse);
+	passthrough_uninstall();
 	service_close(&m.svc);
 	free(m.mountpoint);
 	return rc;

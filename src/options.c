@@ -193,6 +193,8 @@ int options_set(struct options *o, const char *key, const char *value, bool from
 		return set_flag(&o->no_label_infer, key, value, err, errsz);
 	if (strcmp(key, "insecure") == 0)
 		return set_flag(&o->insecure, key, value, err, errsz);
+	if (strcmp(key, "no_passthrough") == 0)
+		return set_flag(&o->no_passthrough, key, value, err, errsz);
 	if (strcmp(key, "log_level") == 0) {
 		if (!value || log_level_parse(value, &o->log_level) < 0) {
 			snprintf(err, errsz,
@@ -404,6 +406,7 @@ void options_usage(FILE *out)
 	      "  no_label_infer       files directly under a category get no label\n"
 	      "  cafile=PATH          trust these CA certificates\n"
 	      "  insecure             do not verify TLS certificates (test servers only)\n"
+	      "  no_passthrough       file data through the daemon, not kernel passthrough\n"
 	      "  log_level=LEVEL      error, warn, info or debug (info)\n"
 	      "  metadata=KEY=VALUE   add to x-metadata of every sample (repeatable)\n"
 	      "  state=DIR            watch mode: where the queue state is kept\n"

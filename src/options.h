@@ -29,6 +29,7 @@ struct options {
 	unsigned backoff_max_ms;
 	unsigned timeout_s; /* a transfer without progress this long is abandoned */
 	bool allow_duplicates, add_date_id, no_label_infer, insecure;
+	bool no_passthrough; /* file data through the daemon even where the kernel could pass it */
 	enum log_level log_level;
 	char *metadata;  /* x-metadata: a JSON object, or NULL */
 	char *fuse_opts; /* options we do not know, handed to FUSE */

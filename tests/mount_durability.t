@@ -4,10 +4,9 @@ unmount with work left, a damaged journal, a full spool disk, and a
 service that fails half the time.  Every sample ends in the dataset once."""
 import errno
 import os
-import subprocess
 import time
 
-from mountlib import (Emulator, Mount, Tap, free_port, require_fuse, sha256, wait_until,
+from mountlib import (Emulator, Mount, Tap, free_port, require_fuse, sha256, tmpfs, wait_until,
                       workdir)
 
 require_fuse()
@@ -194,10 +193,7 @@ if os.geteuid() != 0:
 else:
     root = workdir("enospc")
     emu = Emulator(root)
-    spool = os.path.join(root, "tiny")
-    os.mkdir(spool)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", spool], check=True)
-    try:
+    with tmpfs(root, "4m") as spool:
         m = Mount(root, emu.url, opts="settle=20", spool=os.path.join(spool, "s"))
         kept = write_set(m, "s", 5)
         m.wait_done()
@@ -223,6 +219,4 @@ else:
         rc, out, err = m.wait_done()
         stored_once(emu, dict(kept, **more), "nothing accepted was lost or sent twice")
         m.stop()
-    finally:
-        subprocess.run(["umount", "-l", spool])
 t.done()

@@ -6,6 +6,7 @@ unmounts, whatever happens.  On a machine without /dev/fuse a test skips;
 with INGESTFS_REQUIRE_FUSE=1 (as in CI) a skip is a failure instead.
 """
 import atexit
+import contextlib
 import hashlib
 import json
 import os
@@ -116,6 +117,19 @@ def _run_cleanups(*_):
 atexit.register(_run_cleanups)
 for _sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
     signal.signal(_sig, lambda s, f: (_run_cleanups(), sys.exit(128 + s)))
+
+
+@contextlib.contextmanager
+def tmpfs(root, size):
+    """A tmpfs of SIZE (mount's size=) at ROOT/disk, for a spool that fills
+    up; root only.  Unmounted on the way out."""
+    disk = os.path.join(root, "disk")
+    os.mkdir(disk)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", disk], check=True)
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", disk])
 
 
 def workdir(name):
