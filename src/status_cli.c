@@ -23,7 +23,12 @@
 #include "queue.h"
 #include "status_cli.h"
 
-#define POLL_MS 200
+/* --wait polls often enough to return soon after the last upload, but
+ * counts for at most about 1/20 of the time: a summary costs the daemon a
+ * pass over its queue, and in watch mode a walk of the tree. */
+#define POLL_MIN_MS 20
+#define POLL_MAX_MS 200
+#define POLL_COST_FACTOR 20
 
 struct status_args {
 	bool wait, failed_only, json;
@@ -209,6 +214,17 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static useconds_t poll_interval_us(double count_s)
+{
+	double ms = count_s * 1000 * POLL_COST_FACTOR;
+
+	if (ms < POLL_MIN_MS)
+		ms = POLL_MIN_MS;
+	if (ms > POLL_MAX_MS)
+		ms = POLL_MAX_MS;
+	return (useconds_t)(ms * 1000);
+}
+
 /* Returns 0 with final counts in T, or -errno naming *BAD. */
 static int wait_for(const struct status_args *a, struct totals *t, const char **bad,
 		    bool *timed_out)
@@ -217,11 +233,14 @@ static int wait_for(const struct status_args *a, struct totals *t, const char **
 	bool bar = a->wait && isatty(STDERR_FILENO) && !a->json, measured = false;
 	uint64_t first_done = 0;
 	double rate = 0;
+	double counted;
 	int rc;
 
 	*timed_out = false;
 	for (;;) {
+		counted = now_s();
 		rc = count_all(a, t, bad);
+		counted = now_s() - counted;
 		if (rc < 0 || !a->wait || unfinished(t) == 0)
 			break;
 		/* The rate of this wait, not of what was done before it. */
@@ -237,7 +256,7 @@ static int wait_for(const struct status_args *a, struct totals *t, const char **
 		}
 		if (bar)
 			draw_progress(t, rate);
-		usleep(POLL_MS * 1000);
+		usleep(poll_interval_us(counted));
 	}
 	if (bar) {
 		draw_progress(t, rate);
