@@ -72,6 +72,10 @@ struct queue {
 	bool journal_failing;
 	void (*wake)(void *);
 	void *wake_arg;
+	/* The uploader looks again by planned_ms without being woken
+	 * (queue_tick), and one wake is enough until it looks. */
+	int64_t planned_ms;
+	bool wake_pending;
 	unsigned rand_state;
 };
 
@@ -246,10 +250,21 @@ static void list_append(struct queue *q, struct entry *e, enum entry_list which)
 
 /* ---- entries ---- */
 
-static void wake_uploader(struct queue *q)
+/* Wake the uploader only if it would otherwise look after DUE_MS: a file
+ * closed during a burst settles after the ones before it, so it rarely
+ * needs a wake (a thread switch each) of its own. */
+static void wake_uploader_by(struct queue *q, int64_t due_ms)
 {
+	if (q->wake_pending || due_ms >= q->planned_ms)
+		return;
+	q->wake_pending = true;
 	if (q->wake)
 		q->wake(q->wake_arg);
+}
+
+static void wake_uploader(struct queue *q)
+{
+	wake_uploader_by(q, INT64_MIN);
 }
 
 static void entry_set_result(struct entry *e, const char *text)
@@ -462,6 +477,7 @@ struct queue *queue_new(const struct queue_config *cfg)
 	if (!q)
 		return NULL;
 	q->cfg = *cfg;
+	q->planned_ms = INT64_MAX;
 	if (q->cfg.batch_max == 0)
 		q->cfg.batch_max = 1;
 	q->nbuckets = q->npath_buckets = 1024;
@@ -608,7 +624,7 @@ void queue_close_write(struct queue *q, uint64_t ino, uint64_t size)
 	} else {
 		e->due_ms = now + q->cfg.settle_ms;
 		list_append(q, e, LIST_SETTLING);
-		wake_uploader(q);
+		wake_uploader_by(q, e->due_ms);
 	}
 out:
 	pthread_mutex_unlock(&q->lock);
@@ -1058,6 +1074,7 @@ int64_t queue_tick(struct queue *q, int64_t now)
 	struct entry *e;
 
 	pthread_mutex_lock(&q->lock);
+	q->wake_pending = false;
 	while ((e = q->settling.head) && e->due_ms <= now) {
 		list_unlink(q, e);
 		entry_make_pending(q, e, now);
@@ -1072,6 +1089,7 @@ int64_t queue_tick(struct queue *q, int64_t now)
 				next = at - now;
 		}
 	}
+	q->planned_ms = next >= 0 ? now + next : INT64_MAX;
 	pthread_mutex_unlock(&q->lock);
 	return next;
 }

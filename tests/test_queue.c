@@ -1,6 +1,7 @@
 /* Unit tests of queue.c: the per-file state machine, on a fake clock. */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "clock.h"
@@ -293,6 +294,45 @@ static void test_limits_and_pause(void)
 	queue_free(q);
 }
 
+static unsigned wakes;
+static void count_wake(void *arg)
+{
+	wakes++;
+}
+
+/* A burst of closes costs the uploader one wake, not one per file; work
+ * due before its planned look still wakes it. */
+static void test_wakes_coalesce(void)
+{
+	struct queue *q = new_queue(500);
+	char path[64];
+
+	queue_set_waker(q, count_wake, NULL);
+	wakes = 0;
+	for (uint64_t i = 1; i <= 10; i++) {
+		snprintf(path, sizeof(path), "training/car/%llu.jpg", (unsigned long long)i);
+		write_file(q, i, path, 10);
+	}
+	is_int(wakes, 1, "ten closes while the uploader has not looked: one wake");
+	is_int(queue_tick(q, fake_now), 500, "it plans to look when the first settles");
+	write_file(q, 11, "training/car/11.jpg", 10);
+	is_int(wakes, 1, "a file settling later than that: no wake");
+	queue_free(q);
+
+	q = new_queue(0);
+	queue_set_waker(q, count_wake, NULL);
+	wakes = 0;
+	queue_tick(q, fake_now);
+	write_file(q, 1, "training/car/a.jpg", 10);
+	is_int(wakes, 1, "settle=0: a closed file is due now and wakes it");
+	write_file(q, 2, "training/car/b.jpg", 10);
+	is_int(wakes, 1, "once until it looks");
+	queue_tick(q, fake_now);
+	write_file(q, 3, "training/car/c.jpg", 10);
+	is_int(wakes, 2, "and again after it looked");
+	queue_free(q);
+}
+
 int main(void)
 {
 	clock_override(fake_clock);
@@ -304,5 +344,6 @@ int main(void)
 	test_moves_keep_history();
 	test_annotations();
 	test_limits_and_pause();
+	test_wakes_coalesce();
 	return done_testing();
 }
