@@ -2,12 +2,14 @@
 """Throughput of ingestfs against the alternatives a user would pick,
 side by side in one run, on loopback against the project's emulator.
 
-  1. sequential write of 1 GiB: into the mount vs into the spool directly
-  2. creates: 10,000 small files in the mount vs natively
+  1. sequential write of 1 GiB: into the mount vs into the spool directly,
+     with kernel passthrough (root, Linux 6.9+) and through the daemon
+  2. creates: 10,000 small files in the mount vs natively, and the price
+     of one round trip to the daemon (a create is about six)
   3. bulk ingest: 10,000 x 16 KiB in 10 label folders with cp -r, until
      `ingestfs status --wait` returns, vs (a) a shell loop of curl, one
      request per file, and (b) batches of 100 files per request, 4 in
-     parallel, with plain curl
+     parallel, with plain curl; and how much of ours was the copy itself
   4. latency: one file written and closed until `uploaded`, p50 and p95
      over 200 files, with settle=0 and the default settle=500
   5. peak RSS of the daemon with 100,000 files queued (service on hold),
@@ -88,12 +90,47 @@ def bench_sequential(scale):
         emu.stop()
 
 
-def round_trip_us(path, n=20000):
+def round_trip_us(path, n=20000, xattr="user.ingest.status"):
     """One request to the daemon and back: getxattr of a file's status."""
     start = time.monotonic()
     for _ in range(n):
-        os.getxattr(path, "user.ingest.status")
+        os.getxattr(path, xattr)
     return (time.monotonic() - start) / n * 1e6
+
+
+def noop_round_trips():
+    """The round trip of the cheapest FUSE server (bench/noop_fuse.c): what
+    any FUSE file system pays on this machine, with the caller and the
+    server left to the scheduler, on one CPU, and on two.  {} when it
+    cannot be built (no cc or no libfuse3-dev)."""
+    work = mountlib.workdir("noop")
+    exe, mnt = os.path.join(work, "noop_fuse"), os.path.join(work, "mnt")
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "fuse3"],
+                           capture_output=True, text=True)
+    if flags.returncode != 0 or subprocess.run(
+            ["cc", "-O2", "-o", exe, os.path.join(HERE, "noop_fuse.c")] + flags.stdout.split()
+    ).returncode != 0:
+        return {}
+    os.mkdir(mnt)
+    mine = os.sched_getaffinity(0)
+    placements = [("unpinned", None, None), ("same CPU", {0}, {0})]
+    if len(mine) > 1:
+        placements.append(("other CPU", {0}, {1}))
+    out = {}
+    for tag, client, server in placements:
+        cmd = [exe, mnt] if server is None else ["taskset", "-c", str(min(server)), exe, mnt]
+        proc = subprocess.Popen(cmd)
+        try:
+            if not mountlib.wait_until(lambda: os.path.ismount(mnt), 5):
+                break
+            if client:
+                os.sched_setaffinity(0, client)
+            out[tag] = round_trip_us(os.path.join(mnt, "f"), xattr="user.x")
+        finally:
+            os.sched_setaffinity(0, mine)
+            subprocess.run(["fusermount3", "-u", mnt], stderr=subprocess.DEVNULL)
+            proc.wait()
+    return out
 
 
 def bench_creates(scale):
@@ -121,6 +158,10 @@ def bench_creates(scale):
     row("2. one round trip to the daemon (getxattr) vs a create: us",
         "%.1f" % rt, "%.1f" % (fuse_t / n * 1e6), "us", "")
     m.stop()
+    # ...and what a server that does nothing pays: the kernel and the
+    # scheduler, whose cross-CPU wake-ups dominate on a VM.
+    for tag, us in noop_round_trips().items():
+        row("2. round trip of a no-op FUSE server, %s: us" % tag, "%.1f" % us, "", "us", "")
 
 
 def make_dataset(root, n):
