@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "fs.h"
 #include "log.h"
@@ -22,6 +23,21 @@ struct mount_state {
 	bool mounted;
 };
 
+/* Whether PATH is the root of a mount (a live ingestfs, say). */
+static bool is_mount_root(const char *path)
+{
+	struct stat here, up;
+	char *parent;
+	bool root;
+
+	if (asprintf(&parent, "%s/..", path) < 0)
+		return false;
+	root = stat(path, &here) == 0 && stat(parent, &up) == 0 &&
+	       (here.st_dev != up.st_dev || here.st_ino == up.st_ino);
+	free(parent);
+	return root;
+}
+
 static int check_mountpoint(struct mount_state *m)
 {
 	char real[PATH_MAX];
@@ -36,6 +52,10 @@ static int check_mountpoint(struct mount_state *m)
 	while ((de = readdir(d))) {
 		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
 			closedir(d);
+			if (is_mount_root(real))
+				return service_fail("mountpoint %s is already mounted "
+						    "(fusermount3 -u %s to unmount it)",
+						    real, real);
 			return service_fail("mountpoint %s is not empty", real);
 		}
 	}

@@ -380,7 +380,7 @@ int passthrough_install(struct fuse_session *se, bool want)
 	pt.dev_fd = fd;
 	pt.want = want && geteuid() == 0;
 	if (!want)
-		atomic_store(&pt.off_reason, "turned off (no_passthrough)");
+		atomic_store(&pt.off_reason, "passthrough turned off by -o no_passthrough");
 	else if (!pt.want)
 		atomic_store(&pt.off_reason, "passthrough needs root (CAP_SYS_ADMIN)");
 	return fuse_session_custom_io(se, &io, fd);

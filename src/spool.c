@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -61,12 +62,39 @@ static int create_categories(int files_fd)
 	return 0;
 }
 
+/* One daemon per spool: two would each rewrite the journal (the first then
+ * appends to a deleted file) and upload the same files.  The lock lives as
+ * long as the process, daemonized or killed. */
+static int lock_state(struct spool *s, const char *where, char *err, size_t errsz)
+{
+	s->lock_fd = openat(s->state_fd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (s->lock_fd < 0) {
+		snprintf(err, errsz, "cannot lock %s: %s", where, strerror(errno));
+		return -1;
+	}
+	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	if (errno == EWOULDBLOCK)
+		snprintf(err, errsz,
+			 "%s is in use by another ingestfs (a mount or a watch): "
+			 "one spool serves one at a time",
+			 where);
+	else
+		snprintf(err, errsz, "cannot lock %s: %s", where, strerror(errno));
+	return -1;
+}
+
+static void spool_reset(struct spool *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->files_fd = s->state_fd = s->lock_fd = -1;
+}
+
 int spool_open(struct spool *s, const char *dir, char *err, size_t errsz)
 {
 	int dirfd = -1, rc;
 
-	memset(s, 0, sizeof(*s));
-	s->files_fd = s->state_fd = -1;
+	spool_reset(s);
 	rc = mkdir_p(dir, 0700);
 	if (rc == 0) {
 		dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -93,6 +121,10 @@ int spool_open(struct spool *s, const char *dir, char *err, size_t errsz)
 		spool_close(s);
 		return -1;
 	}
+	if (lock_state(s, dir, err, errsz) < 0) {
+		spool_close(s);
+		return -1;
+	}
 	return 0;
 }
 
@@ -102,11 +134,12 @@ void spool_close(struct spool *s)
 		close(s->files_fd);
 	if (s->state_fd >= 0)
 		close(s->state_fd);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
 	free(s->dir);
 	free(s->files_path);
 	free(s->state_path);
-	memset(s, 0, sizeof(*s));
-	s->files_fd = s->state_fd = -1;
+	spool_reset(s);
 }
 
 int spool_open_split(struct spool *s, const char *files_dir, const char *state_dir, char *err,
@@ -115,8 +148,7 @@ int spool_open_split(struct spool *s, const char *files_dir, const char *state_d
 	char real[PATH_MAX];
 	int rc;
 
-	memset(s, 0, sizeof(*s));
-	s->files_fd = s->state_fd = -1;
+	spool_reset(s);
 	if (!realpath(files_dir, real)) {
 		snprintf(err, errsz, "cannot watch %s: %s", files_dir, strerror(errno));
 		return -1;
@@ -137,6 +169,8 @@ int spool_open_split(struct spool *s, const char *files_dir, const char *state_d
 			 strerror(-rc));
 		goto fail;
 	}
+	if (lock_state(s, state_dir, err, errsz) < 0)
+		goto fail;
 	s->files_path = strdup(real);
 	s->state_path = strdup(state_dir);
 	s->dir = strdup(state_dir);

@@ -14,6 +14,7 @@ struct spool {
 	char *state_path;
 	int files_fd;
 	int state_fd;
+	int lock_fd; /* holds the flock that keeps a second daemon out */
 };
 
 /* Create (0700) and open the spool at DIR.  Returns 0 or -1 with ERR set. */

@@ -83,6 +83,22 @@ t.ok(m.xattr("training/a/one.json") == "uploading", "a held request shows upload
 emu.control(hold=False)
 rc, out, err = m.wait_done()
 t.eq(rc, 0, "then 0 once uploaded")
+
+# One spool serves one daemon: a second would rewrite the journal under the
+# first and send its files again.
+r = run("-f", "-o", "spool=" + m.spool, os.path.join(root, "mnt"),
+        extra_env={"EI_API_KEY": GOOD_KEY})
+t.ok(r.returncode == 1 and "in use by another ingestfs" in r.stderr,
+     "a second mount of a spool in use is refused with one line", r.stderr)
+t.ok(not os.path.ismount(os.path.join(root, "mnt")), "and nothing is mounted")
+r = run("watch", "-f", "-o", "state=" + os.path.join(m.spool, "state"), os.path.join(root, "mnt"),
+        extra_env={"EI_API_KEY": GOOD_KEY})
+t.ok(r.returncode == 1 and "in use by another ingestfs" in r.stderr,
+     "so is a watch that would share its state", r.stderr)
+r = run("-f", "-o", "spool=" + os.path.join(root, "other-spool"), m.mnt,
+        extra_env={"EI_API_KEY": GOOD_KEY})
+t.ok(r.returncode == 1 and "already mounted" in r.stderr,
+     "mounting over a live mount says it is mounted", r.stderr)
 rc, out, err = m.status_cmd("--json", m.path("training"))
 doc = json.loads(out)
 t.eq(doc["summary"]["uploaded"], 1, "--json summary")

@@ -138,7 +138,7 @@ root = workdir("no-passthrough")
 emu = Emulator(root)
 m = DebugMount(root, emu.url, opts="settle=50,no_passthrough")
 wait_until(lambda: "goes through the daemon" in m.log(), 5)
-t.ok("goes through the daemon: turned off (no_passthrough)" in m.log(),
+t.ok("goes through the daemon: passthrough turned off by -o no_passthrough" in m.log(),
      "no_passthrough turns it off and says so", m.log()[-2000:])
 os.makedirs(m.path("training/cam"))
 with open(m.path("training/cam/a.mp4"), "wb") as f:
