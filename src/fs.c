@@ -1,9 +1,12 @@
 /* fs.c: FUSE high-level operations over the spool.
  *
  * Thread model: fuse_loop_mt calls these from several threads at once.
- * They share no mutable state of their own: each call works on the spool
- * through *at() calls relative to files_fd, or on the fd of its own open
- * handle, and reports to the queue, which has its own lock.  Every
+ * Each call works on the spool through *at() calls relative to files_fd,
+ * or on the fd of its own open handle, and reports to the queue, which has
+ * its own lock.  What they share besides: the count of passthrough writers
+ * (atomic), a handle's last look at its file (seen_lock, for closes of
+ * dup'd fds that race), and passthrough.c's backing table (its own lock).
+ * An open arms passthrough.c for the reply its thread sends next.  Every
  * operation returns 0 (or a count) or -errno.  No HTTP here. */
 #include "config.h"
 
@@ -31,16 +34,16 @@
 #define XATTR_SUMMARY XATTR_PREFIX "summary"
 #define XATTR_BYTES XATTR_PREFIX "bytes"
 
-/* Below this much free space in the spool, writes go through the daemon,
- * which sees ENOSPC and fails the file instead of uploading it cut short;
- * with passthrough only the writer would see the error. */
+/* With passthrough only the writer sees a write fail (ENOSPC), and the
+ * file would go up cut short.  So a new file gets passthrough writes only
+ * while the spool has this much free, plus room for the largest sample
+ * for every passthrough writer already open; otherwise its writes go
+ * through the daemon, which sees the error and fails the file. */
 #define SPOOL_LOW_BYTES (1ull << 30)
-/* A passthrough writer that closes with less than this left may have hit
- * ENOSPC unseen: the file fails rather than go up truncated. */
+#define BLIND_WRITER_BYTES (128ull << 20)
+/* And a passthrough writer closed with less than this left may have hit
+ * ENOSPC (another program filled the disk): it fails rather than go up. */
 #define SPOOL_FULL_BYTES (64ull << 20)
-/* Samples are data: no setuid/setgid bits are kept, which also lets the
- * kernel skip its privilege checks before writes (passthrough.c). */
-#define NO_PRIVILEGE_BITS (S_ISUID | S_ISGID)
 
 struct fs_handle {
 	int fd;
@@ -120,13 +123,27 @@ static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *
 	return rc < 0 ? -errno : 0;
 }
 
+/* Samples are data: no setuid or setgid files, which makes the kernel's
+ * "kill privileges on write" trivially done (passthrough.c accepts
+ * FUSE_HANDLE_KILLPRIV_V2 on that ground).  A setgid folder is harmless. */
+static mode_t without_privileges(mode_t mode, bool dir)
+{
+	return mode & ~(dir ? S_ISUID : (mode_t)(S_ISUID | S_ISGID));
+}
+
 static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
+	struct stat st;
 	int rc;
 
-	mode &= ~NO_PRIVILEGE_BITS;
-	rc = fi ? fchmod(handle_of(fi)->fd, mode) : fchmodat(ctx()->files_fd, rel(path), mode, 0);
-
+	if (fi) {
+		rc = fchmod(handle_of(fi)->fd, without_privileges(mode, false));
+	} else {
+		rc = fstatat(ctx()->files_fd, rel(path), &st, AT_SYMLINK_NOFOLLOW);
+		if (rc == 0)
+			rc = fchmodat(ctx()->files_fd, rel(path),
+				      without_privileges(mode, S_ISDIR(st.st_mode)), 0);
+	}
 	return rc < 0 ? -errno : 0;
 }
 
@@ -199,7 +216,7 @@ static int fs_mkdir(const char *path, mode_t mode)
 
 	if (rc < 0)
 		return rc;
-	return mkdirat(ctx()->files_fd, rel(path), mode & ~NO_PRIVILEGE_BITS) < 0 ? -errno : 0;
+	return mkdirat(ctx()->files_fd, rel(path), without_privileges(mode, true)) < 0 ? -errno : 0;
 }
 
 static int fs_rmdir(const char *path)
@@ -356,29 +373,46 @@ static bool spool_has_room(uint64_t bytes)
 	return (uint64_t)sv.f_bfree * sv.f_frsize >= bytes;
 }
 
-/* Hand the file's data to the kernel when we can (passthrough.h).  Writes
- * to a file that keeps its old content still come through the daemon
+static bool room_for_blind_writer(void)
+{
+	unsigned open = atomic_load(&ctx()->blind_writers);
+
+	return spool_has_room(SPOOL_LOW_BYTES + (uint64_t)(open + 1) * BLIND_WRITER_BYTES);
+}
+
+/* Hand the file's data to the kernel when we can (passthrough.h).  write(2)
+ * to a file that keeps its old content still comes through the daemon
  * (FOPEN_DIRECT_IO): the first one is journaled before it lands, so a
  * crash in the middle shows "interrupted" instead of the old status. */
-static void choose_data_path(struct fs_handle *h, bool content_new, const struct stat *st)
+static void choose_data_path(struct fs_handle *h, bool content_new, const struct stat *st,
+			     struct fuse_file_info *fi)
 {
-	bool direct = h->writable && (!content_new || !spool_has_room(SPOOL_LOW_BYTES));
+	bool ready = passthrough_ready(), direct;
 	int id;
 
-	if (!passthrough_ready())
+	/* An inode open with passthrough keeps it even once it is turned
+	 * off: the kernel fails an open that mixes the two (EIO). */
+	id = passthrough_get(h->ino, h->fd, ready);
+	if (id < 0) {
+		/* A passing failure: keep this inode out of the page cache, or
+		 * the kernel refuses its next passthrough open. */
+		if (ready && passthrough_ready())
+			fi->direct_io = 1;
 		return;
-	id = passthrough_get(h->ino, h->fd);
-	if (id < 0)
-		return;
+	}
+	direct = h->writable && (!content_new || !room_for_blind_writer());
 	h->passthrough = true;
 	h->unseen_writes = h->writable;
 	h->unseen_errors = h->writable && !direct;
+	if (h->unseen_errors)
+		atomic_fetch_add(&ctx()->blind_writers, 1);
 	h->seen = *st;
 	passthrough_arm((uintptr_t)h, id, direct);
 }
 
-/* Passthrough writes bypass us: a change since we last looked is a write
- * (after an earlier close of a dup'd fd, or through mmap). */
+/* Passthrough writes bypass us: new content since we last looked is a
+ * write (after an earlier close of a dup'd fd, or through mmap).  mtime,
+ * not ctime, which chmod and setxattr move too. */
 static void catch_unseen_writes(struct fs_handle *h, const struct stat *now)
 {
 	bool changed;
@@ -387,8 +421,8 @@ static void catch_unseen_writes(struct fs_handle *h, const struct stat *now)
 		return;
 	pthread_mutex_lock(&h->seen_lock);
 	changed = now->st_size != h->seen.st_size ||
-		  now->st_ctim.tv_sec != h->seen.st_ctim.tv_sec ||
-		  now->st_ctim.tv_nsec != h->seen.st_ctim.tv_nsec;
+		  now->st_mtim.tv_sec != h->seen.st_mtim.tv_sec ||
+		  now->st_mtim.tv_nsec != h->seen.st_mtim.tv_nsec;
 	h->seen = *now;
 	pthread_mutex_unlock(&h->seen_lock);
 	if (changed)
@@ -422,7 +456,7 @@ static int open_handle(const char *path, int fd, int flags, bool created, struct
 	/* Nothing to learn from the close of a reader: spare it the FLUSH. */
 	fi->noflush = !h->writable;
 	fi->fh = (uintptr_t)h;
-	choose_data_path(h, created || (flags & O_TRUNC), &st);
+	choose_data_path(h, created || (flags & O_TRUNC), &st, fi);
 	return 0;
 }
 
@@ -433,7 +467,7 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	if (rc < 0)
 		return rc;
 	fd = openat(ctx()->files_fd, rel(path), fi->flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-		    mode & ~NO_PRIVILEGE_BITS);
+		    without_privileges(mode, false));
 	if (fd < 0)
 		return -errno;
 	return open_handle(path, fd, fi->flags, true, fi);
@@ -542,6 +576,8 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 			queue_flushed(ctx()->q, h->ino, size);
 		queue_close_write(ctx()->q, h->ino, size);
 	}
+	if (h->unseen_errors)
+		atomic_fetch_sub(&ctx()->blind_writers, 1);
 	if (h->passthrough)
 		passthrough_put(h->ino);
 	pthread_mutex_destroy(&h->seen_lock);

@@ -9,6 +9,7 @@
 #include <linux/fuse.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -27,8 +28,10 @@
 #define PT_FOPEN_PASSTHROUGH (1u << 7)
 /* What the kernel accepts alongside FOPEN_PASSTHROUGH. */
 #define PT_FOPEN_ALLOWED (FOPEN_DIRECT_IO | FOPEN_NOFLUSH | FOPEN_PARALLEL_DIRECT_WRITES)
-/* Backing files here sit on a plain local file system (depth 0). */
-#define PT_MAX_STACK_DEPTH 1
+/* The spool may itself be stacked (overlayfs in a container, depth 1);
+ * nothing needs to stack on top of the mount. */
+#define PT_MAX_STACK_DEPTH 2
+#define CAP_SYS_ADMIN_BIT 21
 
 struct pt_backing_map {
 	int32_t fd;
@@ -207,15 +210,17 @@ static struct backing **bucket_of(uint64_t ino)
 static int backing_open(int fd)
 {
 	struct pt_backing_map map = {.fd = fd};
-	int id = ioctl(pt.dev_fd, PT_IOC_BACKING_OPEN, &map);
+	int id = ioctl(pt.dev_fd, PT_IOC_BACKING_OPEN, &map), err = errno;
 
 	if (id >= 0)
 		return id;
-	switch (errno) {
+	switch (err) {
 	case EPERM:
 		turn_off("the kernel refused a backing file (passthrough needs CAP_SYS_ADMIN)");
 		break;
-	case ELOOP: turn_off("the spool is on a stacked file system (overlayfs, FUSE)"); break;
+	case ELOOP:
+		turn_off("the spool is on a file system stacked too deep (overlayfs over FUSE?)");
+		break;
 	case EINVAL:
 	case ENOTTY:
 	case EOPNOTSUPP: turn_off("the kernel refused a backing file"); break;
@@ -223,7 +228,7 @@ static int backing_open(int fd)
 	return -errno;
 }
 
-int passthrough_get(uint64_t ino, int fd)
+int passthrough_get(uint64_t ino, int fd, bool may_open)
 {
 	struct backing **head = bucket_of(ino), *b;
 	int id;
@@ -234,6 +239,10 @@ int passthrough_get(uint64_t ino, int fd)
 	if (b) {
 		b->refs++;
 		id = b->id;
+		goto out;
+	}
+	if (!may_open) {
+		id = -EAGAIN;
 		goto out;
 	}
 	b = malloc(sizeof(*b));
@@ -293,7 +302,7 @@ static ssize_t hook_read(int fd, void *buf, size_t len, void *userdata)
 	return n;
 }
 
-/* Send IOV with its payload copied, amended by PATCH. */
+/* The payload is libfuse's own buffer: amend a copy. */
 static ssize_t writev_amended(int fd, struct iovec *iov, bool (*patch)(void *, size_t, void *),
 			      void *arg, bool *patched)
 {
@@ -367,6 +376,23 @@ static ssize_t hook_splice_send(int fdin, off_t *offin, int fdout, off_t *offout
 	return splice(fdin, offin, fdout, offout, len, flags);
 }
 
+/* The kernel lends backing files only to CAP_SYS_ADMIN (in the initial
+ * namespace; a container's root gets EPERM later, which turns it off). */
+static bool may_admin(void)
+{
+	char line[256];
+	unsigned long long caps = 0;
+	bool found = false;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (!f)
+		return geteuid() == 0;
+	while (!found && fgets(line, sizeof(line), f))
+		found = sscanf(line, "CapEff: %llx", &caps) == 1;
+	fclose(f);
+	return found ? (caps >> CAP_SYS_ADMIN_BIT) & 1 : geteuid() == 0;
+}
+
 int passthrough_install(struct fuse_session *se, bool want)
 {
 	static const struct fuse_custom_io io = {
@@ -378,7 +404,7 @@ int passthrough_install(struct fuse_session *se, bool want)
 	int fd = fuse_session_fd(se);
 
 	pt.dev_fd = fd;
-	pt.want = want && geteuid() == 0;
+	pt.want = want && may_admin();
 	if (!want)
 		atomic_store(&pt.off_reason, "passthrough turned off by -o no_passthrough");
 	else if (!pt.want)

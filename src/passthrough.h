@@ -35,9 +35,11 @@ const char *passthrough_off_reason(void);
 
 /* The backing id of the spool file behind inode INO, one per inode however
  * many files have it open (the kernel wants a single backing file per
- * inode); FD is an open fd of that spool file.  Every successful call is
- * matched by one passthrough_put.  Returns the id or -errno. */
-int passthrough_get(uint64_t ino, int fd);
+ * inode); FD is an open fd of that spool file.  Without MAY_OPEN only an
+ * inode already open with passthrough gets one (else -EAGAIN).  Every
+ * successful call is matched by one passthrough_put.  Returns the id or
+ * -errno. */
+int passthrough_get(uint64_t ino, int fd, bool may_open);
 void passthrough_put(uint64_t ino);
 
 /* The next reply this thread sends answers the open or create that made

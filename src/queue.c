@@ -1074,7 +1074,8 @@ int64_t queue_tick(struct queue *q, int64_t now)
 	struct entry *e;
 
 	pthread_mutex_lock(&q->lock);
-	q->wake_pending = false;
+	/* The uploader is looking now: files made due here need no wake. */
+	q->wake_pending = true;
 	while ((e = q->settling.head) && e->due_ms <= now) {
 		list_unlink(q, e);
 		entry_make_pending(q, e, now);
@@ -1090,6 +1091,7 @@ int64_t queue_tick(struct queue *q, int64_t now)
 		}
 	}
 	q->planned_ms = next >= 0 ? now + next : INT64_MAX;
+	q->wake_pending = false;
 	pthread_mutex_unlock(&q->lock);
 	return next;
 }

@@ -120,6 +120,16 @@ t.eq(os.stat(m.path("training/cam/suid.csv")).st_mode & 0o7777, 0o755,
      "a file created setuid/setgid is stored without those bits")
 os.chmod(m.path("training/cam/suid.csv"), 0o4711)
 t.eq(os.stat(m.path("training/cam/suid.csv")).st_mode & 0o7777, 0o711, "chmod u+s is dropped too")
+os.chmod(m.path("training/cam"), 0o2775)
+t.eq(os.stat(m.path("training/cam")).st_mode & 0o7777, 0o2775, "a setgid folder is kept")
+os.chmod(m.path("training/cam"), 0o755)
+
+# Opened for writing and only chmod'ed: not new content, not sent again.
+with open(m.path("training/cam/meta.csv"), "wb") as f:
+    f.write(b"k,v\n")
+ok, why = settled_done(m, "training/cam/meta.csv")
+with open(m.path("training/cam/meta.csv"), "r+b") as f:
+    os.fchmod(f.fileno(), 0o600)
 
 ok, why = settled_done(m)
 t.ok(ok, "everything settles and uploads", why)
@@ -131,6 +141,8 @@ t.eq(stored.get("log.csv", [])[-1:], [sha256(b"t,v\n1,2\n")], "log.csv: the appe
 t.eq(stored.get("dup.csv"), [sha256(b"x,y\n3,4\n")],
      "dup.csv: one upload, with what was written after the dup'd fd closed")
 t.eq(stored.get("map.csv", [])[-1:], [sha256(b"m,n\n9,9\n")], "map.csv: the mmap change was sent")
+t.eq(len(stored.get("meta.csv", [])), 1, "meta.csv: a chmod while open is not a write")
+t.eq(m.xattr("training/cam/meta.csv"), "uploaded", "and it stays uploaded")
 t.eq(m.stop(), 0, "clean unmount")
 
 # Turned off: the daemon sees the data again.
@@ -150,39 +162,51 @@ t.eq(m.stop(), 0, "clean unmount")
 
 # A spool that fills up under a passthrough writer: the writer gets ENOSPC
 # from the kernel, the daemon never sees it, and still the file must not
-# go up cut short.  1.1 GiB of tmpfs: free space starts above the 1 GiB
-# under which writes go through the daemon.
+# go up cut short.  1250 MiB of tmpfs: room for one passthrough writer
+# (1 GiB + 128 MiB), not for a second, whose writes then go through us.
 if os.geteuid() != 0:
     t.ok(True, "# SKIP a full spool needs root to mount a tmpfs")
 else:
     root = workdir("fills-up")
     emu = Emulator(root)
-    with tmpfs(root, "1100m") as disk:
-        m = Mount(root, emu.url, opts="settle=20", spool=os.path.join(disk, "s"))
+    with tmpfs(root, "1250m") as disk:
+        m = DebugMount(root, emu.url, opts="settle=20", spool=os.path.join(disk, "s"))
         os.makedirs(m.path("training/cam"))
-        got = None
-        with open(m.path("training/cam/cut.wav"), "wb", buffering=0) as f:
-            f.write(os.urandom(1 << 20))
-            with open(os.path.join(disk, "filler"), "wb") as filler:
-                try:
-                    while True:
-                        filler.write(b"\0" * (8 << 20))
-                except OSError:
-                    pass
+        got = {}
+        first = open(m.path("training/cam/cut.wav"), "wb", buffering=0)
+        second = open(m.path("training/cam/second.wav"), "wb", buffering=0)
+        before = writes_seen(m)
+        first.write(os.urandom(1 << 20))
+        first_writes = writes_seen(m) - before
+        if expect:
+            t.eq(first_writes, 0, "the first writer: passthrough")
+        second.write(os.urandom(1 << 20))
+        t.ok(writes_seen(m) - before > first_writes,
+             "the second, with no room kept for it: through the daemon")
+        with open(os.path.join(disk, "filler"), "wb") as filler:
+            try:
+                while True:
+                    filler.write(b"\0" * (8 << 20))
+            except OSError:
+                pass
+        for name, f in (("cut.wav", first), ("second.wav", second)):
             try:
                 for _ in range(16):
                     f.write(os.urandom(1 << 20))
             except OSError as e:
-                got = e.errno
-        t.eq(got, errno.ENOSPC, "the writer gets ENOSPC straight from the kernel")
-        wait_until(lambda: m.xattr("training/cam/cut.wav") == "failed", 5)
-        t.eq(m.xattr("training/cam/cut.wav"), "failed", "the file is failed, not uploaded cut short")
-        t.ok("No space left" in m.xattr("training/cam/cut.wav", "result"), "and says why",
-             m.xattr("training/cam/cut.wav", "result"))
+                got[name] = e.errno
+            f.close()
+        t.eq(got, {"cut.wav": errno.ENOSPC, "second.wav": errno.ENOSPC}, "both writers get ENOSPC")
+        for name in ("cut.wav", "second.wav"):
+            rel = "training/cam/" + name
+            wait_until(lambda: m.xattr(rel) == "failed", 5)
+            t.eq(m.xattr(rel), "failed", "%s is failed, not uploaded cut short" % name)
+            t.ok("No space left" in m.xattr(rel, "result"), "and says why", m.xattr(rel, "result"))
         os.unlink(os.path.join(disk, "filler"))
         m.write("training/cam/after.wav", b"RIFF" + os.urandom(1000))
         ok, why = settled_done(m, "training/cam/after.wav")
         t.ok(ok, "with space again, new files upload", why)
-        t.ok("cut.wav" not in [s["filename"] for s in emu.samples()], "cut.wav was never sent")
+        sent = [s["filename"] for s in emu.samples()]
+        t.ok("cut.wav" not in sent and "second.wav" not in sent, "neither was ever sent", sent)
         t.eq(m.stop(), 0, "clean unmount")
 t.done()

@@ -59,7 +59,7 @@ static void test_patch_init(void)
 	ok(passthrough_patch_init(&out, sizeof(out), &offer, true), "passthrough accepted");
 	ok(out.flags2 & INIT_PASSTHROUGH_FLAGS2, "FUSE_PASSTHROUGH set in flags2");
 	memcpy(&depth, &out.unused[0], sizeof(depth));
-	is_int(depth, 1, "max_stack_depth 1 (the spool is a plain file system)");
+	is_int(depth, 2, "max_stack_depth 2 (the spool may be an overlayfs)");
 	ok(out.flags & FUSE_HANDLE_KILLPRIV_V2, "killpriv_v2 accepted");
 	is_int(out.max_write, 4096, "the rest is left alone");
 
