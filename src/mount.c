@@ -90,7 +90,8 @@ static int start_fuse(struct mount_state *m, const char *argv0)
 	m->fuse = fuse_new(&args, &fs_operations, sizeof(fs_operations), &m->fs);
 	fuse_opt_free_args(&args);
 	if (!m->fuse)
-		return service_fail("cannot set up FUSE (see the message above)");
+		return service_fail("cannot set up FUSE (see the message above; "
+				    "ingestfs --help lists ingestfs's own options)");
 	if (fuse_mount(m->fuse, m->mountpoint) != 0)
 		return service_fail("cannot mount on %s", m->mountpoint);
 	m->mounted = true;
