@@ -174,11 +174,6 @@ bool passthrough_ready(void)
 	return atomic_load(&pt.ready);
 }
 
-const char *passthrough_off_reason(void)
-{
-	return atomic_load(&pt.ready) ? NULL : atomic_load(&pt.off_reason);
-}
-
 static void note_init_reply(bool accepted)
 {
 	const char *why = NULL;
@@ -225,7 +220,7 @@ static int backing_open(int fd)
 	case ENOTTY:
 	case EOPNOTSUPP: turn_off("the kernel refused a backing file"); break;
 	}
-	return -errno;
+	return -err;
 }
 
 int passthrough_get(uint64_t ino, int fd, bool may_open)

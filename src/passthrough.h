@@ -30,8 +30,6 @@ void passthrough_uninstall(void);
 /* Whether new opens may use passthrough: negotiated, and not turned off
  * after the kernel refused a backing file. */
 bool passthrough_ready(void);
-/* Why passthrough is off, for the log; NULL while it is on. */
-const char *passthrough_off_reason(void);
 
 /* The backing id of the spool file behind inode INO, one per inode however
  * many files have it open (the kernel wants a single backing file per
