@@ -435,6 +435,7 @@ static int open_handle(const char *path, int fd, int flags, bool created, struct
 {
 	struct fs_context *c = ctx();
 	struct fs_handle *h = calloc(1, sizeof(*h));
+	bool content_new = created || (flags & O_TRUNC);
 	struct stat st;
 
 	if (!h || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
@@ -450,13 +451,13 @@ static int open_handle(const char *path, int fd, int flags, bool created, struct
 	pthread_mutex_init(&h->seen_lock, NULL);
 	if (h->writable) {
 		queue_open_write(c->q, h->ino, rel(path));
-		if (created || (flags & O_TRUNC))
+		if (content_new)
 			note_written(h);
 	}
 	/* Nothing to learn from the close of a reader: spare it the FLUSH. */
 	fi->noflush = !h->writable;
 	fi->fh = (uintptr_t)h;
-	choose_data_path(h, created || (flags & O_TRUNC), &st, fi);
+	choose_data_path(h, content_new, &st, fi);
 	return 0;
 }
 

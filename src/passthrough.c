@@ -359,14 +359,10 @@ static ssize_t hook_writev(int fd, struct iovec *iov, int count, void *userdata)
 	return n;
 }
 
-static ssize_t hook_splice_receive(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
-				   unsigned int flags, void *userdata)
-{
-	return splice(fdin, offin, fdout, offout, len, flags);
-}
-
-static ssize_t hook_splice_send(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
-				unsigned int flags, void *userdata)
+/* Both directions: libfuse treats splice as unsupported unless a custom
+ * I/O provides it. */
+static ssize_t hook_splice(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
+			   unsigned int flags, void *userdata)
 {
 	return splice(fdin, offin, fdout, offout, len, flags);
 }
@@ -393,8 +389,8 @@ int passthrough_install(struct fuse_session *se, bool want)
 	static const struct fuse_custom_io io = {
 		.writev = hook_writev,
 		.read = hook_read,
-		.splice_receive = hook_splice_receive,
-		.splice_send = hook_splice_send,
+		.splice_receive = hook_splice,
+		.splice_send = hook_splice,
 	};
 	int fd = fuse_session_fd(se);
 

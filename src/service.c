@@ -43,7 +43,7 @@ int service_parse(struct service *s, int argc, char **argv, const char *what, bo
 	int rc = 0;
 
 	*exit_now = false;
-	s->spool.files_fd = s->spool.state_fd = s->spool.lock_fd = -1;
+	spool_init(&s->spool);
 	options_init(&s->opt);
 	if (cfg && options_load_config(&s->opt, cfg, err, sizeof(err)) < 0)
 		rc = service_fail("%s", err);

@@ -84,7 +84,7 @@ static int lock_state(struct spool *s, const char *where, char *err, size_t errs
 	return -1;
 }
 
-static void spool_reset(struct spool *s)
+void spool_init(struct spool *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->files_fd = s->state_fd = s->lock_fd = -1;
@@ -94,7 +94,7 @@ int spool_open(struct spool *s, const char *dir, char *err, size_t errsz)
 {
 	int dirfd = -1, rc;
 
-	spool_reset(s);
+	spool_init(s);
 	rc = mkdir_p(dir, 0700);
 	if (rc == 0) {
 		dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -139,7 +139,7 @@ void spool_close(struct spool *s)
 	free(s->dir);
 	free(s->files_path);
 	free(s->state_path);
-	spool_reset(s);
+	spool_init(s);
 }
 
 int spool_open_split(struct spool *s, const char *files_dir, const char *state_dir, char *err,
@@ -148,7 +148,7 @@ int spool_open_split(struct spool *s, const char *files_dir, const char *state_d
 	char real[PATH_MAX];
 	int rc;
 
-	spool_reset(s);
+	spool_init(s);
 	if (!realpath(files_dir, real)) {
 		snprintf(err, errsz, "cannot watch %s: %s", files_dir, strerror(errno));
 		return -1;

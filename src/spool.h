@@ -17,6 +17,8 @@ struct spool {
 	int lock_fd; /* holds the flock that keeps a second daemon out */
 };
 
+/* Nothing open: every fd -1.  spool_close leaves it so too. */
+void spool_init(struct spool *s);
 /* Create (0700) and open the spool at DIR.  Returns 0 or -1 with ERR set. */
 int spool_open(struct spool *s, const char *dir, char *err, size_t errsz);
 void spool_close(struct spool *s);
