@@ -1,4 +1,4 @@
-/* apikey.h: where the API key comes from (DESIGN.md: api_key_file, then
+/* apikey.h: where the API key comes from (ingestfs(1): api_key_file, then
  * $EI_API_KEY, then the config file), and noticing that it changed. */
 #ifndef INGESTFS_APIKEY_H
 #define INGESTFS_APIKEY_H

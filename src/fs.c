@@ -691,23 +691,40 @@ static int fs_getxattr(const char *path, const char *name, char *value, size_t s
 	return rc;
 }
 
+/* The writes we take on user.ingest.status: "retry" (failed files, or
+ * every failed file below a folder) and "resend" (any final file). */
+static int set_status(const char *path, const char *name, const char *value, size_t size)
+{
+	struct stat st;
+	bool resend;
+
+	if (strcmp(name, XATTR_STATUS) != 0)
+		return -EPERM;
+	if (size == 5 && memcmp(value, "retry", 5) == 0)
+		resend = false;
+	else if (size == 6 && memcmp(value, "resend", 6) == 0)
+		resend = true;
+	else
+		return -EPERM;
+	if (fstatat(ctx()->files_fd, rel(path), &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (S_ISDIR(st.st_mode)) {
+		queue_retry_below(ctx()->q, path[1] ? rel(path) : "", resend);
+		return 0;
+	}
+	if (!S_ISREG(st.st_mode))
+		return -EPERM;
+	return queue_retry(ctx()->q, (uint64_t)st.st_ino, resend) < 0 ? -ENODATA : 0;
+}
+
 static int fs_setxattr(const char *path, const char *name, const char *value, size_t size,
 		       int flags)
 {
-	struct stat st;
 	char *abs;
 	int rc;
 
-	if (is_ours(name)) {
-		/* The one write we take: "retry" on a file's status. */
-		if (strcmp(name, XATTR_STATUS) != 0 || size != 5 || memcmp(value, "retry", 5) != 0)
-			return -EPERM;
-		if (fstatat(ctx()->files_fd, rel(path), &st, AT_SYMLINK_NOFOLLOW) < 0)
-			return -errno;
-		if (!S_ISREG(st.st_mode))
-			return -EPERM;
-		return queue_retry(ctx()->q, (uint64_t)st.st_ino) < 0 ? -ENODATA : 0;
-	}
+	if (is_ours(name))
+		return set_status(path, name, value, size);
 	if (is_unsupported(name))
 		return -EOPNOTSUPP;
 	abs = absolute(path);

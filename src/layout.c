@@ -1,4 +1,4 @@
-/* layout.c: category, label and ignore rules (see DESIGN.md "Layout"). */
+/* layout.c: category, label and ignore rules (ingestfs(1) LAYOUT). */
 #include "config.h"
 
 #include <errno.h>
@@ -8,9 +8,11 @@
 
 #include "layout.h"
 
-/* A table, not literals, because the service knows more categories
- * (validation, post-processing, split) that we may expose later. */
-static const char *const categories[] = {"training", "testing", "anomaly"};
+/* A table, not literals.  The first ones are folders at the root; the
+ * service knows more, which an info.labels entry may name. */
+static const char *const categories[] = {"training",   "testing",         "anomaly",
+					 "validation", "post-processing", "split"};
+#define FOLDER_CATEGORIES 3
 
 struct extension_type {
 	const char *ext;
@@ -28,26 +30,37 @@ static const struct extension_type supported[] = {
 
 static const char *const junk_suffixes[] = {"~", ".swp", ".tmp", ".part", ".crdownload"};
 static const char *const junk_names[] = {"Thumbs.db", "desktop.ini"};
+static const char why_type[] = "file type not accepted by the service";
 
 size_t layout_category_count(void)
 {
-	return sizeof(categories) / sizeof(categories[0]);
+	return FOLDER_CATEGORIES;
 }
 
 const char *layout_category_name(int index)
 {
-	if (index < 0 || (size_t)index >= layout_category_count())
+	if (index < 0 || (size_t)index >= sizeof(categories) / sizeof(categories[0]))
 		return NULL;
 	return categories[index];
 }
 
-int layout_category_find(const char *name, size_t len)
+static int category_among(const char *name, size_t len, size_t count)
 {
-	for (size_t i = 0; i < layout_category_count(); i++) {
+	for (size_t i = 0; i < count; i++) {
 		if (strlen(categories[i]) == len && memcmp(categories[i], name, len) == 0)
 			return (int)i;
 	}
 	return -1;
+}
+
+int layout_category_find(const char *name, size_t len)
+{
+	return category_among(name, len, FOLDER_CATEGORIES);
+}
+
+int layout_service_category_find(const char *name)
+{
+	return category_among(name, strlen(name), sizeof(categories) / sizeof(categories[0]));
 }
 
 static const char *extension_of(const char *name)
@@ -90,7 +103,7 @@ const char *layout_ignored_name(const char *name)
 			return "temporary file";
 	}
 	if (!find_extension(name))
-		return "file type not accepted by the service";
+		return why_type;
 	return NULL;
 }
 
@@ -146,6 +159,17 @@ static void classify_below_category(const char *p, struct layout_path *out)
 		out->ignored = "inside a hidden folder";
 }
 
+/* At the root only a Studio export's info.labels is read; anything else
+ * is no sample (a category is a folder, and a hidden or temporary name
+ * may be a writer's way to make info.labels). */
+static const char *root_file_ignored(const struct layout_path *lp)
+{
+	if (lp->category >= 0 || strcmp(lp->name, LAYOUT_INFO_NAME) == 0)
+		return NULL;
+	return layout_ignored_name(lp->name) ? layout_ignored_name(lp->name)
+					     : "not inside a category folder";
+}
+
 int layout_classify(const char *path, struct layout_path *out)
 {
 	size_t len;
@@ -164,6 +188,7 @@ int layout_classify(const char *path, struct layout_path *out)
 	if (path[len] == '\0') {
 		out->kind = LAYOUT_TOPLEVEL;
 		out->name = path;
+		out->ignored = root_file_ignored(out);
 		return 0;
 	}
 	out->kind = LAYOUT_ENTRY;
@@ -193,12 +218,29 @@ int layout_check_dir(const char *path)
 	return 0;
 }
 
+/* The root takes info.labels, and the temporaries and junk that writers
+ * of it leave (rsync's .info.labels.XXXXXX, an editor's backup): those
+ * are ignored like anywhere else. */
+static bool root_takes_file(const struct layout_path *lp)
+{
+	const char *why;
+
+	if (lp->category >= 0)
+		return false;
+	if (strcmp(lp->name, LAYOUT_INFO_NAME) == 0)
+		return true;
+	why = layout_ignored_name(lp->name);
+	return why && why != why_type;
+}
+
 int layout_check_file(const char *path)
 {
 	struct layout_path lp;
 
 	if (layout_classify(path, &lp) < 0)
 		return -EINVAL;
+	if (lp.kind == LAYOUT_TOPLEVEL && root_takes_file(&lp))
+		return 0;
 	if (lp.kind != LAYOUT_ENTRY || lp.category < 0)
 		return -EPERM;
 	return 0;

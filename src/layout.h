@@ -30,10 +30,18 @@ struct layout_path {
 	const char *ignored; /* why it is never uploaded, or NULL */
 };
 
-/* Categories exposed as folders at the root, in table order. */
+/* Categories exposed as folders at the root, in table order: indexes
+ * 0..layout_category_count()-1.  The service knows more (validation,
+ * post-processing, split), which only an info.labels entry can name:
+ * layout_service_category_find() finds those too, and
+ * layout_category_name() names every one. */
 size_t layout_category_count(void);
 const char *layout_category_name(int index);
 int layout_category_find(const char *name, size_t len);
+int layout_service_category_find(const char *name);
+
+/* A Studio export's description: the one file the root takes. */
+#define LAYOUT_INFO_NAME "info.labels"
 
 /* Split a path.  Returns 0, or -EINVAL for a path that is not relative. */
 int layout_classify(const char *path, struct layout_path *out);

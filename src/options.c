@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "options.h"
+#include "request.h"
 
 void options_init(struct options *o)
 {
@@ -23,6 +24,7 @@ void options_init(struct options *o)
 	o->backoff_ms = 1000;
 	o->backoff_max_ms = 300000;
 	o->timeout_s = 120;
+	o->reply_timeout_s = 1200;
 	o->log_level = LOG_LEVEL_INFO;
 }
 
@@ -110,6 +112,22 @@ static bool has_controls(const char *s)
 	return false;
 }
 
+/* A header that could never be sent is refused now, not at every upload. */
+static int metadata_fits(const char *json, char *err, size_t errsz)
+{
+	char *header = NULL;
+	int rc = request_metadata(json, NULL, &header);
+
+	free(header);
+	if (rc == -E2BIG) {
+		snprintf(err, errsz,
+			 "option 'metadata': too long for the x-metadata header (at most %d bytes)",
+			 REQUEST_METADATA_MAX);
+		return -1;
+	}
+	return 0;
+}
+
 /* "site=lab" (or, in the config file, "site=lab, device=pi") added to the
  * JSON object sent as x-metadata with every request. */
 static int add_metadata(struct options *o, const char *value, char *err, size_t errsz)
@@ -139,6 +157,11 @@ static int add_metadata(struct options *o, const char *value, char *err, size_t 
 		cJSON_AddStringToObject(obj, k, eq + 1);
 	}
 	text = rc == 0 ? cJSON_PrintUnformatted(obj) : NULL;
+	if (text && metadata_fits(text, err, errsz) < 0) {
+		free(text);
+		text = NULL;
+		rc = -1;
+	}
 	if (text) {
 		free(o->metadata);
 		o->metadata = text;
@@ -183,6 +206,8 @@ int options_set(struct options *o, const char *key, const char *value, bool from
 		return parse_uint(key, value, 1, 300000, &o->backoff_ms, err, errsz);
 	if (strcmp(key, "timeout") == 0)
 		return parse_uint(key, value, 1, 3600, &o->timeout_s, err, errsz);
+	if (strcmp(key, "reply_timeout") == 0)
+		return parse_uint(key, value, 1, 86400, &o->reply_timeout_s, err, errsz);
 	if (strcmp(key, "backoff_max") == 0)
 		return parse_uint(key, value, 1, 300000, &o->backoff_max_ms, err, errsz);
 	if (strcmp(key, "allow_duplicates") == 0)
@@ -401,6 +426,7 @@ void options_usage(FILE *out)
 	      "  backoff=MS           first retry delay (1000)\n"
 	      "  backoff_max=MS       longest retry delay, at most 5 minutes (300000)\n"
 	      "  timeout=S            give up on a request without progress for S s (120)\n"
+	      "  reply_timeout=S      wait this long for the reply to a sent request (1200)\n"
 	      "  allow_duplicates     do not ask the service to refuse duplicates\n"
 	      "  add_date_id          make stored sample names unique\n"
 	      "  no_label_infer       files directly under a category get no label\n"

@@ -1,6 +1,6 @@
 /* options.h: every user setting, from defaults, the config file and the
  * command line (in that order, later wins).  The names are the ones in
- * DESIGN.md and ingestfs(1); keep the three in step. */
+ * ingestfs(1) and ingestfs.conf(5); keep them in step. */
 #ifndef INGESTFS_OPTIONS_H
 #define INGESTFS_OPTIONS_H
 
@@ -27,7 +27,8 @@ struct options {
 	unsigned batch;
 	unsigned backoff_ms;
 	unsigned backoff_max_ms;
-	unsigned timeout_s; /* a transfer without progress this long is abandoned */
+	unsigned timeout_s;       /* a transfer without progress this long is abandoned */
+	unsigned reply_timeout_s; /* how long the service may take to answer a sent request */
 	bool allow_duplicates, add_date_id, no_label_infer, insecure;
 	bool no_passthrough; /* file data through the daemon even where the kernel could pass it */
 	enum log_level log_level;

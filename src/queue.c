@@ -1,5 +1,7 @@
 /* queue.c: per-file state machine, settle timers, batching and the retry
- * schedule (DESIGN.md "When a file is uploaded", "Retry and durability"). */
+ * schedule (doc/internals.md "The queue"; the user's view is ingestfs(1)
+ * "WHEN A FILE IS UPLOADED" and "RETRIES").  Annotation files are in
+ * queue_annot.c; what the two share is in queue_i.h. */
 #include "config.h"
 
 #include <errno.h>
@@ -15,69 +17,10 @@
 #include "layout.h"
 #include "log.h"
 #include "queue.h"
-
-enum entry_list { LIST_NONE, LIST_SETTLING, LIST_PENDING };
+#include "queue_i.h"
 
 #define JOURNAL_COMPACT_MIN (8u << 20)
-#define BATCH_COMPANIONS_MAX 16
 #define JOURNAL_BYTES_PER_FILE 1024u
-
-struct entry {
-	uint64_t ino;
-	char *path;
-	enum file_state state;
-	unsigned writers;
-	uint64_t generation;
-	uint64_t size;
-	int64_t due_ms; /* settle deadline or earliest next attempt */
-	unsigned attempts;
-	bool queue_now;         /* renamed into place: skip settle once closed */
-	bool maybe_sent;        /* an attempt for this content may have been stored */
-	bool seen;              /* recovery: found in the spool */
-	int write_error;        /* errno of a failed write in this writing session */
-	bool close_journaled;   /* the QUEUED record of this content is written */
-	unsigned dirty_handles; /* open handles written since their last close */
-	bool annotation;        /* a .labels file: listed in queue.annotations */
-	char *parked_path;      /* where it was uploaded from, while hidden */
-	uint32_t published;     /* signature of the status last published */
-	enum file_state parked_state;
-	char *result;
-	struct entry *hash_next;
-	uint64_t path_hash;      /* the index by path, for front ends that */
-	struct entry *path_next; /* only know names (inotify) */
-	bool path_indexed;
-	struct entry *prev, *next;
-	enum entry_list list;
-};
-
-struct entry_list_head {
-	struct entry *head, *tail;
-};
-
-struct queue {
-	/* Guards every field below and every entry.  Never held while doing
-	 * I/O; the only call-out under it is the waker. */
-	pthread_mutex_t lock;
-	struct queue_config cfg;
-	struct entry **buckets;
-	size_t nbuckets, nentries;
-	struct entry **path_buckets;
-	size_t npath_buckets;
-	struct entry_list_head settling; /* ordered by due_ms: settle is constant */
-	struct entry_list_head pending;
-	bool paused;
-	struct journal *journal;    /* NULL: nothing is persisted (unit tests) */
-	struct entry **annotations; /* the .labels files: few, looked up often */
-	size_t nannotations, annotations_cap;
-	bool journal_failing;
-	void (*wake)(void *);
-	void *wake_arg;
-	/* The uploader looks again by planned_ms without being woken
-	 * (queue_tick), and one wake is enough until it looks. */
-	int64_t planned_ms;
-	bool wake_pending;
-	unsigned rand_state;
-};
 
 static const char *const state_names[FILE_STATE_COUNT] = {
 	"writing", "pending", "uploading", "uploaded", "duplicate", "failed", "ignored",
@@ -95,7 +38,7 @@ static size_t bucket_of(const struct queue *q, uint64_t ino)
 	return (size_t)((ino * 0x9E3779B97F4A7C15ull) >> 20) & (q->nbuckets - 1);
 }
 
-static struct entry *entry_find(struct queue *q, uint64_t ino)
+struct entry *entry_find(struct queue *q, uint64_t ino)
 {
 	for (struct entry *e = q->buckets[bucket_of(q, ino)]; e; e = e->hash_next) {
 		if (e->ino == ino)
@@ -167,7 +110,7 @@ static void path_index_add(struct queue *q, struct entry *e)
 	e->path_indexed = true;
 }
 
-static struct entry *entry_find_path(struct queue *q, const char *path)
+struct entry *entry_find_path(struct queue *q, const char *path)
 {
 	uint64_t h = path_hash_of(path);
 
@@ -262,26 +205,25 @@ static void wake_uploader_by(struct queue *q, int64_t due_ms)
 		q->wake(q->wake_arg);
 }
 
-static void wake_uploader(struct queue *q)
+void wake_uploader(struct queue *q)
 {
 	wake_uploader_by(q, INT64_MIN);
 }
 
-static void entry_set_result(struct entry *e, const char *text)
+void entry_set_result(struct entry *e, const char *text)
 {
 	free(e->result);
 	e->result = text && text[0] ? strdup(text) : NULL;
 }
 
 static void entry_free(struct entry *e);
-static void annotation_untrack(struct queue *q, struct entry *e);
 
 /* Forget an entry entirely. */
 static void entry_destroy(struct queue *q, struct entry *e)
 {
 	list_unlink(q, e);
 	table_remove(q, e);
-	annotation_untrack(q, e);
+	annot_untrack(q, e);
 	entry_free(e);
 }
 
@@ -320,92 +262,35 @@ static void journal_note_many(struct queue *q, const struct journal_record *r, s
 	q->journal_failing = rc < 0;
 }
 
-static void journal_note(struct queue *q, const struct entry *e, enum journal_kind kind)
+void journal_note(struct queue *q, const struct entry *e, enum journal_kind kind)
 {
 	struct journal_record r = entry_record(e, kind);
 
 	journal_note_many(q, &r, 1);
 }
 
-static const char *ignored_reason(const char *path)
+const char *ignored_reason(const char *path)
 {
 	struct layout_path lp;
 
-	if (layout_classify(path, &lp) < 0 || lp.kind != LAYOUT_ENTRY)
+	if (layout_classify(path, &lp) < 0 || lp.kind == LAYOUT_ROOT)
 		return "not inside a category folder";
 	return lp.ignored;
-}
-
-/* ---- annotation files (.labels) ---- */
-
-static bool path_is_annotation(const char *path)
-{
-	size_t n = strlen(path);
-
-	return n > 7 && strcasecmp(path + n - 7, ".labels") == 0;
-}
-
-static void annotation_untrack(struct queue *q, struct entry *e)
-{
-	for (size_t i = 0; e->annotation && i < q->nannotations; i++) {
-		if (q->annotations[i] == e) {
-			q->annotations[i] = q->annotations[--q->nannotations];
-			break;
-		}
-	}
-	e->annotation = false;
 }
 
 /* Call whenever an entry's path is set. */
 static void entry_path_changed(struct queue *q, struct entry *e)
 {
-	bool is = path_is_annotation(e->path) && !ignored_reason(e->path);
-
 	path_index_remove(q, e);
 	path_index_add(q, e);
-	if (is == e->annotation)
-		return;
-	if (!is) {
-		annotation_untrack(q, e);
-		return;
-	}
-	if (q->nannotations == q->annotations_cap) {
-		size_t cap = q->annotations_cap ? q->annotations_cap * 2 : 16;
-		struct entry **bigger = realloc(q->annotations, cap * sizeof(*bigger));
-
-		if (!bigger)
-			return; /* sent as a plain file, without waiting for it */
-		q->annotations = bigger;
-		q->annotations_cap = cap;
-	}
-	q->annotations[q->nannotations++] = e;
-	e->annotation = true;
+	annot_track(q, e);
 }
 
-static size_t dir_len(const char *path)
+size_t dir_len(const char *path)
 {
 	const char *slash = strrchr(path, '/');
 
 	return slash ? (size_t)(slash - path) : 0;
-}
-
-static bool same_dir(const char *a, const char *b)
-{
-	size_t n = dir_len(a);
-
-	return n == dir_len(b) && strncmp(a, b, n) == 0;
-}
-
-/* A folder's samples wait while its .labels file is being written. */
-static bool annotation_pending_for(const struct queue *q, const struct entry *e)
-{
-	for (size_t i = 0; i < q->nannotations; i++) {
-		const struct entry *a = q->annotations[i];
-
-		if (a != e && a->state == FILE_WRITING && same_dir(a->path, e->path))
-			return true;
-	}
-	return false;
 }
 
 static struct entry *entry_create(struct queue *q, uint64_t ino, const char *path)
@@ -442,6 +327,12 @@ static void entry_make_pending(struct queue *q, struct entry *e, int64_t due_ms)
 	char msg[96];
 
 	e->queue_now = false;
+	if (e->source) {
+		/* Never sent itself: read before its samples go. */
+		list_unlink(q, e);
+		annot_make_due(q, e, true);
+		return;
+	}
 	if (e->size > LAYOUT_MAX_FILE_SIZE) {
 		list_unlink(q, e);
 		e->state = FILE_FAILED;
@@ -465,6 +356,7 @@ static void entry_reset_attempts(struct entry *e)
 	e->generation++;
 	e->attempts = 0;
 	e->maybe_sent = false;
+	e->solo = false;
 	entry_set_result(e, NULL);
 }
 
@@ -498,6 +390,7 @@ void queue_free(struct queue *q)
 {
 	if (!q)
 		return;
+	annot_free_all(q);
 	for (size_t i = 0; i < q->nbuckets; i++) {
 		struct entry *e = q->buckets[i], *next;
 
@@ -508,7 +401,6 @@ void queue_free(struct queue *q)
 	}
 	free(q->buckets);
 	free(q->path_buckets);
-	free(q->annotations);
 	pthread_mutex_destroy(&q->lock);
 	free(q);
 }
@@ -556,6 +448,7 @@ void queue_written(struct queue *q, uint64_t ino)
 			e->state = FILE_WRITING;
 			e->close_journaled = false;
 			journal_note(q, e, JOURNAL_WRITING);
+			annot_content_changed(q, e);
 		}
 	}
 	pthread_mutex_unlock(&q->lock);
@@ -678,7 +571,8 @@ static void entry_hide(struct queue *q, struct entry *e, char *old_path)
 	e->state = FILE_IGNORED;
 }
 
-/* The rules of DESIGN.md "Layout" for a file that now lives at NEW_PATH. */
+/* The rules of ingestfs(1) LAYOUT and WHEN A FILE IS UPLOADED for a file
+ * that now lives at NEW_PATH. */
 static void entry_moved(struct queue *q, struct entry *e, char *new_path)
 {
 	bool dest_changed = !same_destination(e->path, new_path);
@@ -958,25 +852,67 @@ unlock:
 	free(list);
 }
 
-int queue_retry(struct queue *q, uint64_t ino)
+/* Send E again: a failed file, or with RESEND any final one; hurry one
+ * that waits for its next attempt.  Whether anything was done. */
+bool entry_retry(struct queue *q, struct entry *e, bool resend, int64_t now)
+{
+	bool again = e->state == FILE_FAILED ||
+		     (resend && (e->state == FILE_UPLOADED || e->state == FILE_DUPLICATE));
+	bool keep_sent;
+
+	if (e->source) {
+		if (again)
+			annot_retry(q, e, resend);
+		return again;
+	}
+	if (e->state == FILE_PENDING) {
+		e->due_ms = now;
+		wake_uploader(q);
+		return true;
+	}
+	if (!again)
+		return false;
+	/* The same content, failed after it may have been stored: a
+	 * duplicate reply to this attempt is still our own copy. */
+	keep_sent = e->state == FILE_FAILED && e->maybe_sent;
+	entry_reset_attempts(e);
+	e->maybe_sent = keep_sent;
+	journal_note(q, e, JOURNAL_QUEUED);
+	entry_make_pending(q, e, now);
+	return true;
+}
+
+int queue_retry(struct queue *q, uint64_t ino, bool resend)
 {
 	struct entry *e;
 	int rc = 0;
 
 	pthread_mutex_lock(&q->lock);
 	e = entry_find(q, ino);
-	if (!e) {
+	if (!e)
 		rc = -ENOENT;
-	} else if (e->state == FILE_FAILED) {
-		entry_reset_attempts(e);
-		journal_note(q, e, JOURNAL_QUEUED);
-		entry_make_pending(q, e, clock_now_ms());
-	} else if (e->state == FILE_PENDING) {
-		e->due_ms = clock_now_ms();
-		wake_uploader(q);
-	}
+	else
+		entry_retry(q, e, resend, clock_now_ms());
 	pthread_mutex_unlock(&q->lock);
 	return rc;
+}
+
+static bool path_is_below(const char *path, const char *dir, size_t dlen);
+
+size_t queue_retry_below(struct queue *q, const char *dir, bool resend)
+{
+	size_t dlen = strcmp(dir, ".") == 0 ? 0 : strlen(dir), n = 0;
+	int64_t now = clock_now_ms();
+
+	pthread_mutex_lock(&q->lock);
+	for (size_t i = 0; i < q->nbuckets; i++) {
+		for (struct entry *e = q->buckets[i]; e; e = e->hash_next) {
+			if (path_is_below(e->path, dir, dlen) && entry_retry(q, e, resend, now))
+				n++;
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+	return n;
 }
 
 /* ---- public: status ---- */
@@ -1096,73 +1032,91 @@ int64_t queue_tick(struct queue *q, int64_t now)
 	return next;
 }
 
-static int batch_add(struct queue_batch *b, struct entry *e)
+/* The part's file name: the sample's own, or the one an info.labels
+ * entry gives it, with the file's extension.  Malloc'd. */
+static char *send_name_of(const struct entry *e, const struct sample_plan *p)
 {
-	struct queue_item *it = &b->items[b->count];
+	const char *base = e->path + dir_len(e->path) + (dir_len(e->path) ? 1 : 0);
+	const char *dot = strrchr(base, '.');
+	char *name;
 
-	it->path = strdup(e->path);
-	if (!it->path)
-		return -ENOMEM;
-	it->ino = e->ino;
-	it->generation = e->generation;
-	it->size = e->size;
-	b->count++;
-	return 0;
+	if (!p->send_name)
+		return strdup(base);
+	if (asprintf(&name, "%s%s", p->send_name, dot && dot != base ? dot : "") < 0)
+		return NULL;
+	return name;
 }
 
-static int batch_start(struct queue *q, struct queue_batch *b, const struct layout_path *lp)
-{
-	memset(b, 0, sizeof(*b));
-	b->items = calloc(q->cfg.batch_max + BATCH_COMPANIONS_MAX, sizeof(*b->items));
-	if (!b->items)
-		return -ENOMEM;
-	b->category = lp->category;
-	if (lp->label) {
-		b->label = strndup(lp->label, lp->label_len);
-		if (!b->label) {
-			free(b->items);
-			b->items = NULL;
-			return -ENOMEM;
-		}
-	}
-	return 0;
-}
-
-static bool batch_has_dir(const struct queue_batch *b, const char *path)
+/* Parts are found by their file names (the reply's entries, annotation
+ * keys): two samples of one request never share one. */
+static bool batch_has_name(const struct queue_batch *b, const char *name)
 {
 	for (size_t i = 0; i < b->count; i++) {
-		if (same_dir(b->items[i].path, path))
+		if (strcmp(b->items[i].send_name, name) == 0)
 			return true;
 	}
 	return false;
 }
 
-/* The .labels file of a folder travels with that folder's samples, in
- * every request that carries some, and goes first. */
-static void batch_add_annotations(struct queue *q, struct queue_batch *b)
+static int batch_add(struct queue_batch *b, struct entry *e, const struct sample_plan *p,
+		     char *send_name)
 {
-	size_t first = b->count;
+	struct queue_item *it = &b->items[b->count];
 
-	for (size_t i = 0; i < q->nannotations && b->count < first + BATCH_COMPANIONS_MAX; i++) {
-		struct entry *a = q->annotations[i];
-		bool taken = false;
-
-		for (size_t k = 0; k < first; k++)
-			taken = taken || b->items[k].ino == a->ino;
-		if (taken || a->state == FILE_WRITING || a->state == FILE_IGNORED ||
-		    !batch_has_dir(b, a->path) || batch_add(b, a) < 0)
-			continue;
-		b->items[b->count - 1].companion = true;
+	memset(it, 0, sizeof(*it));
+	it->send_name = send_name;
+	it->path = strdup(e->path);
+	for (int k = 0; k < ANNOT_PART_KINDS; k++) {
+		if (p->part[k] && !(it->part[k] = strdup(p->part[k])))
+			goto fail;
 	}
-	/* Annotations (taken or companions) before samples. */
-	for (size_t i = 0, k = 0; i < b->count; i++) {
-		if (path_is_annotation(b->items[i].path)) {
-			struct queue_item t = b->items[k];
+	if (!it->path)
+		goto fail;
+	it->ino = e->ino;
+	it->generation = e->generation;
+	it->size = e->size;
+	it->info = p->info;
+	it->annotations_missed = p->annotations_missed;
+	for (unsigned i = 0; i < p->nfrom; i++)
+		it->from[it->nfrom++] = annot_ref(p->from[i]);
+	b->count++;
+	return 0;
+fail:
+	free(it->path);
+	for (int k = 0; k < ANNOT_PART_KINDS; k++)
+		free(it->part[k]);
+	memset(it, 0, sizeof(*it));
+	return -ENOMEM;
+}
 
-			b->items[k++] = b->items[i];
-			b->items[i] = t;
-		}
+static int batch_start(struct queue *q, struct queue_batch *b, const struct sample_plan *p)
+{
+	memset(b, 0, sizeof(*b));
+	b->items = calloc(q->cfg.batch_max, sizeof(*b->items));
+	b->category = p->category;
+	b->label_mode = p->label_mode;
+	if (p->label_mode == QUEUE_LABEL_GIVEN)
+		b->label = strndup(p->label, p->label_len);
+	if (p->metadata)
+		b->metadata = strdup(p->metadata);
+	if (!b->items || (p->label_mode == QUEUE_LABEL_GIVEN && !b->label) ||
+	    (p->metadata && !b->metadata)) {
+		queue_batch_free(b);
+		return -ENOMEM;
 	}
+	return 0;
+}
+
+/* Whether one request can carry both: one category, label and metadata. */
+static bool same_request(const struct sample_plan *a, const struct sample_plan *b)
+{
+	if (a->category != b->category || a->label_mode != b->label_mode)
+		return false;
+	if (a->label_mode == QUEUE_LABEL_GIVEN &&
+	    (a->label_len != b->label_len || memcmp(a->label, b->label, a->label_len) != 0))
+		return false;
+	return (!a->metadata && !b->metadata) ||
+	       (a->metadata && b->metadata && strcmp(a->metadata, b->metadata) == 0);
 }
 
 /* Once a request may reach the service, a duplicate reply after a crash
@@ -1182,9 +1136,29 @@ void queue_note_sending(struct queue *q, const struct queue_item *const items[],
 	free(r);
 }
 
+/* Whether E joins batch B (started with FIRST); SEND_NAME is taken. */
+static bool batch_takes(struct queue *q, struct queue_batch *b, const struct sample_plan *first,
+			struct entry *e, const struct sample_plan *p, uint64_t bytes,
+			char *send_name)
+{
+	if (!send_name)
+		return false;
+	if (b->count > 0 &&
+	    (e->solo || !same_request(first, p) || bytes + e->size > q->cfg.batch_bytes_max ||
+	     batch_has_name(b, send_name))) {
+		free(send_name);
+		return false;
+	}
+	if (batch_add(b, e, p, send_name) < 0) {
+		free(send_name);
+		return false;
+	}
+	return true;
+}
+
 size_t queue_take_batch(struct queue *q, int64_t now, struct queue_batch *b)
 {
-	struct layout_path first = {0}, lp;
+	struct sample_plan first = {0}, plan;
 	uint64_t bytes = 0;
 	struct entry *e, *next;
 	bool started = false;
@@ -1195,25 +1169,23 @@ size_t queue_take_batch(struct queue *q, int64_t now, struct queue_batch *b)
 		goto out;
 	for (e = q->pending.head; e && b->count < q->cfg.batch_max; e = next) {
 		next = e->next;
-		if (e->due_ms > now || layout_classify(e->path, &lp) < 0 ||
-		    annotation_pending_for(q, e))
+		if (e->due_ms > now || !annot_plan(q, e, now, &plan))
 			continue;
 		if (!started) {
-			if (batch_start(q, b, &lp) < 0)
+			if (batch_start(q, b, &plan) < 0)
 				break;
-			first = lp;
+			first = plan;
 			started = true;
-		} else if (!label_equal(&first, &lp) || bytes + e->size > q->cfg.batch_bytes_max) {
-			continue;
 		}
-		if (batch_add(b, e) < 0)
-			break;
+		if (!batch_takes(q, b, &first, e, &plan, bytes, send_name_of(e, &plan)))
+			continue;
 		bytes += e->size;
 		list_unlink(q, e);
 		e->state = FILE_UPLOADING;
+		/* Sent alone to learn its own verdict. */
+		if (e->solo)
+			break;
 	}
-	if (started)
-		batch_add_annotations(q, b);
 out:
 	pthread_mutex_unlock(&q->lock);
 	if (started && b->count == 0)
@@ -1223,10 +1195,15 @@ out:
 
 void queue_batch_free(struct queue_batch *b)
 {
-	for (size_t i = 0; i < b->count; i++)
+	for (size_t i = 0; b->items && i < b->count; i++) {
 		free(b->items[i].path);
+		free(b->items[i].send_name);
+		for (int k = 0; k < ANNOT_PART_KINDS; k++)
+			free(b->items[i].part[k]);
+	}
 	free(b->items);
 	free(b->label);
+	free(b->metadata);
 	memset(b, 0, sizeof(*b));
 }
 
@@ -1264,33 +1241,65 @@ static void entry_schedule_retry(struct queue *q, struct entry *e, const struct 
 	entry_make_pending(q, e, now + delay);
 }
 
+/* What the user reads on a stored sample: the stored name, and where its
+ * labels came from when not from its folder. */
+static void set_stored_result(struct entry *e, const struct queue_item *it, const char *text)
+{
+	char buf[512];
+
+	snprintf(buf, sizeof(buf), "%s%s%s", text, it->info ? " (labels from info.labels)" : "",
+		 it->annotations_missed
+			 ? "; sent without its folder's annotations, whose file stayed open"
+			 : "");
+	entry_set_result(e, buf);
+}
+
 static void entry_apply_result(struct queue *q, struct entry *e, const struct queue_result *r,
 			       int64_t now, double jitter)
 {
 	switch (r->outcome) {
 	case QUEUE_UPLOADED:
 		e->state = FILE_UPLOADED;
-		entry_set_result(e, r->text);
+		set_stored_result(e, r->item, r->text);
 		break;
 	case QUEUE_DUPLICATE:
 		/* Our own lost attempt may be the copy the service holds. */
 		e->state = e->maybe_sent ? FILE_UPLOADED : FILE_DUPLICATE;
-		entry_set_result(e, e->maybe_sent
-					    ? "stored by an earlier attempt whose reply was lost"
-					    : r->text);
+		set_stored_result(e, r->item,
+				  e->maybe_sent
+					  ? "stored by an earlier attempt whose reply was lost"
+					  : r->text);
 		break;
 	case QUEUE_FAILED:
 		e->state = FILE_FAILED;
+		e->maybe_sent = e->maybe_sent || r->maybe_sent;
 		entry_set_result(e, r->text);
 		break;
 	case QUEUE_RETRY: entry_schedule_retry(q, e, r, now, jitter); break;
 	case QUEUE_REQUEUE: entry_make_pending(q, e, now + r->retry_after_ms); break;
+	case QUEUE_SOLO:
+		e->solo = true;
+		entry_set_result(e, r->text);
+		entry_make_pending(q, e, now);
+		break;
 	}
 }
 
-static bool state_is_final(enum file_state s)
+bool state_is_final(enum file_state s)
 {
 	return s == FILE_UPLOADED || s == FILE_DUPLICATE || s == FILE_FAILED;
+}
+
+/* The annotation files whose entries went with a sample learn its fate. */
+static void note_sources(struct queue *q, const struct entry *e, const struct queue_result *r)
+{
+	if (!state_is_final(e->state))
+		return;
+	for (unsigned k = 0; k < r->item->nfrom; k++)
+		annot_note_result(q, r->item->from[k].ino, r->item->from[k].generation,
+				  e->state == FILE_UPLOADED    ? QUEUE_UPLOADED
+				  : e->state == FILE_DUPLICATE ? QUEUE_DUPLICATE
+							       : QUEUE_FAILED);
 }
 
 void queue_report(struct queue *q, const struct queue_result *results, size_t n, int64_t now)
@@ -1306,12 +1315,13 @@ void queue_report(struct queue *q, const struct queue_result *results, size_t n,
 		const struct queue_result *r = &results[i];
 		struct entry *e = entry_find(q, r->item->ino);
 
-		/* Removed, rewritten or moved meanwhile: this result is stale.
-		 * A companion .labels rode along; its own request reports it. */
-		if (!e || r->item->companion || e->state != FILE_UPLOADING ||
-		    e->generation != r->item->generation)
+		/* Removed, rewritten or moved meanwhile: this result is stale. */
+		if (!e || e->state != FILE_UPLOADING || e->generation != r->item->generation)
 			continue;
 		entry_apply_result(q, e, r, now, jitter);
+		if (r->outcome != QUEUE_SOLO)
+			e->solo = false;
+		note_sources(q, e, r);
 		if (done && state_is_final(e->state))
 			done[ndone++] = entry_record(e, JOURNAL_DONE);
 	}
@@ -1464,6 +1474,9 @@ void queue_reconcile_finish(struct queue *q, struct queue_recovery *out)
 			} else if (e->state == FILE_FAILED && e->result &&
 				   strcmp(e->result, "interrupted while writing") == 0) {
 				out->interrupted++;
+			} else if (e->source) {
+				/* Its samples to come still need what it says. */
+				annot_make_due(q, e, false);
 			}
 			out->files++;
 		}

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "annot.h"
+
 enum file_state {
 	FILE_WRITING,   /* open for writing, or closed less than settle ago */
 	FILE_PENDING,   /* waiting for upload (maybe for a retry time) */
@@ -37,19 +39,45 @@ struct queue_config {
 	unsigned backoff_max_ms;  /* cap of the exponential backoff */
 	unsigned linger_ms;       /* a small batch waits this long for more while files settle */
 	bool written_outside;     /* watch mode: others write the files, maybe still now */
+	bool no_label_infer;      /* files right under a category go unlabeled */
+};
+
+/* Samples wait for an annotation file of theirs that is being written or
+ * read for at most this long past their due time, then go without it. */
+#define QUEUE_ANNOT_WAIT_MAX_MS 60000
+
+/* An annotation file whose entries a request carries. */
+struct queue_source_ref {
+	uint64_t ino, generation;
 };
 
 struct queue_item {
 	uint64_t ino;
 	uint64_t generation; /* results for an older generation are dropped */
 	char *path;          /* relative to the mount root */
+	char *send_name;     /* the part's file name, unique in its request */
 	uint64_t size;
-	bool companion; /* a .labels file sent again with its folder */
+	/* This sample's entry in each annotation part (JSON), or NULL. */
+	char *part[ANNOT_PART_KINDS];
+	struct queue_source_ref from[ANNOT_PART_KINDS + 1];
+	unsigned nfrom;
+	bool info;               /* its labels came from an info.labels */
+	bool annotations_missed; /* an annotation file stayed unreadable too long */
 };
 
+enum queue_label {
+	QUEUE_LABEL_INFER, /* no x-label: the service infers it from the name */
+	QUEUE_LABEL_GIVEN, /* x-label */
+	QUEUE_LABEL_NONE,  /* x-no-label */
+	QUEUE_LABEL_PARTS, /* in an annotation part: no x-label */
+};
+
+/* Every item of a batch shares its category, label and metadata. */
 struct queue_batch {
-	int category;
-	char *label; /* NULL: let the service infer it from the name */
+	int category; /* layout_category_name() */
+	enum queue_label label_mode;
+	char *label;
+	char *metadata; /* a JSON object from info.labels, or NULL */
 	size_t count;
 	struct queue_item *items;
 };
@@ -60,6 +88,8 @@ enum queue_outcome {
 	QUEUE_FAILED,    /* final; text: why */
 	QUEUE_RETRY,     /* later, with backoff; text: the error */
 	QUEUE_REQUEUE,   /* not attempted (paused, shutting down, file moved) */
+	QUEUE_SOLO,      /* refused with others, which was at fault unknown:
+			    send it again now, alone */
 };
 
 struct queue_result {
@@ -120,8 +150,13 @@ void queue_publish_changes(struct queue *q,
 			   void (*fn)(void *arg, const char *path, enum file_state state,
 				      const char *result),
 			   void *arg);
-/* Re-queue a failed file, or hurry one that waits for a retry. */
-int queue_retry(struct queue *q, uint64_t ino);
+/* setfattr user.ingest.status "retry": re-queue a failed file, or hurry
+ * one that waits for a retry; "resend" (RESEND) also sends an uploaded
+ * or duplicate one again.  A failed annotation file is read again (and,
+ * with RESEND, the samples it came too late for go again). */
+int queue_retry(struct queue *q, uint64_t ino, bool resend);
+/* The same for every file below DIR ("" for all).  Returns how many. */
+size_t queue_retry_below(struct queue *q, const char *dir, bool resend);
 
 /* Status for people.  Returns 0 or -ENOENT for an unknown inode. */
 int queue_file_status(struct queue *q, uint64_t ino, enum file_state *state, char *result,
@@ -141,6 +176,17 @@ int64_t queue_tick(struct queue *q, int64_t now_ms);
  * number taken; 0 when nothing is due or the queue is paused. */
 size_t queue_take_batch(struct queue *q, int64_t now_ms, struct queue_batch *batch);
 void queue_batch_free(struct queue_batch *batch);
+/* Annotation files to read before their samples go: the uploader reads
+ * and parses them (annot_parse) outside the lock and hands back each
+ * result, or the reason it could not be read. */
+struct queue_load {
+	uint64_t ino, generation;
+	char *path;
+};
+size_t queue_take_loads(struct queue *q, struct queue_load *out, size_t max);
+/* Takes FILE over (NULL with ERR when it could not be read). */
+void queue_load_done(struct queue *q, const struct queue_load *load, struct annot_file *file,
+		     const char *err);
 /* These files are about to go out (journaled, for crash recovery). */
 void queue_note_sending(struct queue *q, const struct queue_item *const items[], size_t n);
 void queue_report(struct queue *q, const struct queue_result *results, size_t n, int64_t now_ms);

@@ -1,6 +1,6 @@
-/* reply.c: per-file results from the service's JSON reply (API.md
- * "Responses").  A 200 can hold failures and a 400 can hold successes, so
- * every file is judged by its own entry, matched by order and by name. */
+/* reply.c: per-sample results from the service's reply (see reply.h and
+ * doc/internals.md "Replies").  Evidence for the shapes: the official
+ * clients' own code, which the real service answers every day. */
 #include "config.h"
 
 #include <stdbool.h>
@@ -12,7 +12,8 @@
 
 #include "reply.h"
 
-#define DUPLICATE_PREFIX "An item with this hash already exists"
+#define UNTIED (-1)
+#define CONFLICT (-2)
 
 void reply_sanitize(char *dst, size_t dstsz, const char *src, size_t srclen)
 {
@@ -30,12 +31,18 @@ void reply_sanitize(char *dst, size_t dstsz, const char *src, size_t srclen)
 	dst[o] = '\0';
 }
 
-static void set_all(size_t n, struct reply_file out[], enum reply_outcome outcome, const char *text)
+static void set_all(const struct reply_request *req, struct reply_file out[],
+		    enum reply_outcome outcome, const char *text)
 {
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < req->nsamples; i++) {
 		out[i].outcome = outcome;
 		snprintf(out[i].text, sizeof(out[i].text), "%s", text);
 	}
+}
+
+static bool is_duplicate_message(const char *msg)
+{
+	return strstr(msg, REPLY_DUPLICATE_MESSAGE) != NULL;
 }
 
 /* The service's own words: the JSON "error" string, else the raw body. */
@@ -45,20 +52,66 @@ static void server_message(const cJSON *root, const char *body, size_t len, char
 
 	if (cJSON_IsString(err) && err->valuestring)
 		reply_sanitize(dst, dstsz, err->valuestring, strlen(err->valuestring));
-	else
+	else if (!root)
 		reply_sanitize(dst, dstsz, body ? body : "", body ? len : 0);
+	else
+		dst[0] = '\0';
 	if (dst[0] == '\0')
 		snprintf(dst, dstsz, "(no message)");
 }
 
-/* The service reports "car.01" for a stored "car.01.json" and the part's
- * own name for a failure; with x-add-date-id it appends an id. */
-static bool name_matches(const char *reported, const char *sent)
+/* A name we cannot predict the service's reading of (not UTF-8: it may
+ * decode it as anything) is never checked or matched by name. */
+static bool valid_utf8(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		int n = *p < 0x80         ? 0
+			: (*p >> 5) == 6  ? 1
+			: (*p >> 4) == 14 ? 2
+			: (*p >> 3) == 30 ? 3
+					  : -1;
+
+		if (n < 0)
+			return false;
+		for (p++; n > 0; n--, p++) {
+			if ((*p & 0xC0) != 0x80)
+				return false;
+		}
+	}
+	return true;
+}
+
+static size_t stem_len(const char *sent)
 {
 	const char *dot = strrchr(sent, '.');
-	size_t stem = dot && dot != sent ? (size_t)(dot - sent) : strlen(sent);
 
-	return strcmp(reported, sent) == 0 || strncmp(reported, sent, stem) == 0;
+	return dot && dot != sent ? (size_t)(dot - sent) : strlen(sent);
+}
+
+/* An id the service appended: a separator, then letters and digits. */
+static bool is_date_id(const char *s)
+{
+	if ((s[0] != '.' && s[0] != '_' && s[0] != '-') || s[1] == '\0')
+		return false;
+	for (s++; *s; s++) {
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') ||
+		      (*s >= 'A' && *s <= 'Z')))
+			return false;
+	}
+	return true;
+}
+
+bool reply_name_matches(const char *name, const char *sent, bool date_ids)
+{
+	size_t stem = stem_len(sent);
+
+	if (strcmp(name, sent) == 0)
+		return true;
+	if (strncmp(name, sent, stem) != 0)
+		return false;
+	return name[stem] == '\0' || (date_ids && is_date_id(name + stem));
 }
 
 static const char *entry_name(const cJSON *entry)
@@ -68,7 +121,9 @@ static const char *entry_name(const cJSON *entry)
 	return cJSON_IsString(name) && name->valuestring ? name->valuestring : NULL;
 }
 
-static void judge_entry(const cJSON *entry, long status, struct reply_file *out)
+/* An entry's verdict on one sample.  A refusal reads "refused: <the
+ * service's words>": the request as a whole may have been a 200. */
+static void judge_entry(const cJSON *entry, const char *sent, struct reply_file *out)
 {
 	const cJSON *ok = cJSON_GetObjectItemCaseSensitive(entry, "success");
 	const cJSON *err = cJSON_GetObjectItemCaseSensitive(entry, "error");
@@ -77,129 +132,200 @@ static void judge_entry(const cJSON *entry, long status, struct reply_file *out)
 
 	if (cJSON_IsTrue(ok)) {
 		out->outcome = REPLY_STORED;
-		reply_sanitize(out->text, sizeof(out->text), name ? name : "",
-			       name ? strlen(name) : 0);
+		if (!name)
+			snprintf(out->text, sizeof(out->text), "%.*s", (int)stem_len(sent), sent);
+		else
+			reply_sanitize(out->text, sizeof(out->text), name, strlen(name));
 		return;
 	}
 	if (cJSON_IsString(err) && err->valuestring)
 		reply_sanitize(msg, sizeof(msg), err->valuestring, strlen(err->valuestring));
 	else
 		snprintf(msg, sizeof(msg), "rejected without a reason");
-	out->outcome = strncmp(msg, DUPLICATE_PREFIX, strlen(DUPLICATE_PREFIX)) == 0
-			       ? REPLY_DUPLICATE
-			       : REPLY_REJECTED;
-	snprintf(out->text, sizeof(out->text), "HTTP %ld: %s", status, msg);
-	if (out->outcome == REPLY_DUPLICATE)
+	if (is_duplicate_message(msg)) {
+		out->outcome = REPLY_DUPLICATE;
 		snprintf(out->text, sizeof(out->text), "%s", msg);
+	} else {
+		out->outcome = REPLY_REJECTED;
+		snprintf(out->text, sizeof(out->text), "refused: %s", msg);
+	}
 }
 
-/* Which reply entry speaks of which file: first every entry that names a
- * file (the service may reorder), then the rest in order (it may also
- * mangle names it cannot decode).  MATCH[i] is an entry index or -1. */
-static void match_entries(const cJSON *files, size_t nentries, size_t n, const char *const names[],
-			  int match[], bool used[])
+/* Position: the counts agree and no name contradicts its place. */
+static bool tie_by_position(const cJSON *files, const struct reply_request *req, int tie[])
 {
-	for (size_t i = 0; i < n; i++) {
-		match[i] = -1;
-		for (size_t j = 0; j < nentries; j++) {
-			const cJSON *e = cJSON_GetArrayItem(files, (int)j);
-			const char *reported = cJSON_IsObject(e) ? entry_name(e) : NULL;
+	size_t i = 0;
+	const cJSON *e;
 
-			if (!used[j] && reported && name_matches(reported, names[i])) {
-				used[j] = true;
-				match[i] = (int)j;
-				break;
-			}
-		}
+	if ((size_t)cJSON_GetArraySize(files) != req->nsamples)
+		return false;
+	cJSON_ArrayForEach(e, files)
+	{
+		const char *name = cJSON_IsObject(e) ? entry_name(e) : NULL;
+
+		if (!cJSON_IsObject(e) || (name && valid_utf8(req->names[i]) &&
+					   !reply_name_matches(name, req->names[i], req->date_ids)))
+			return false;
+		i++;
 	}
-	for (size_t i = 0, j = 0; i < n; i++) {
-		while (j < nentries && used[j])
-			j++;
-		if (match[i] < 0 && j < nentries &&
-		    cJSON_IsObject(cJSON_GetArrayItem(files, (int)j))) {
-			used[j] = true;
-			match[i] = (int)j;
-		}
-	}
+	for (i = 0; i < req->nsamples; i++)
+		tie[i] = (int)i;
+	return true;
 }
 
-static void judge_files(const cJSON *files, long status, const char *top_error, size_t n,
-			const char *const names[], struct reply_file out[])
+/* The one sample an entry's name designates, or UNTIED. */
+static int sample_named(const char *name, const struct reply_request *req)
 {
-	size_t nentries = (size_t)cJSON_GetArraySize(files);
-	bool *used;
-	int *match;
+	int found = UNTIED;
 
-	/* Entries beyond what we sent cannot be ours. */
-	if (nentries > n)
-		nentries = n;
-	used = calloc(nentries + 1, sizeof(*used));
-	match = calloc(n + 1, sizeof(*match));
-	if (!used || !match) {
-		set_all(n, out, REPLY_RETRY, "out of memory reading the reply");
-		goto out;
+	for (size_t i = 0; i < req->nsamples; i++) {
+		if (!valid_utf8(req->names[i]) ||
+		    !reply_name_matches(name, req->names[i], req->date_ids))
+			continue;
+		if (found != UNTIED)
+			return UNTIED; /* two samples fit: neither is certain */
+		found = (int)i;
 	}
-	match_entries(files, nentries, n, names, match, used);
-	for (size_t i = 0; i < n; i++) {
-		if (match[i] >= 0) {
-			judge_entry(cJSON_GetArrayItem(files, match[i]), status, &out[i]);
-		} else if (status == 400) {
-			/* A 400 is final even for files it forgot to list. */
-			out[i].outcome = REPLY_REJECTED;
-			snprintf(out[i].text, sizeof(out[i].text), "HTTP 400: %s", top_error);
-		} else {
-			out[i].outcome = REPLY_RETRY;
-			snprintf(out[i].text, sizeof(out[i].text),
-				 "HTTP %ld: reply did not mention this file", status);
-		}
-	}
-out:
-	free(used);
-	free(match);
+	return found;
 }
 
-static void classify_json(long status, const cJSON *root, const char *body, size_t len, size_t n,
-			  const char *const names[], struct reply_file out[])
+/* Names: an entry that names exactly one sample, which no other entry
+ * names too. */
+static void tie_by_name(const cJSON *files, const struct reply_request *req, int tie[])
+{
+	int j = 0;
+	const cJSON *e;
+
+	for (size_t i = 0; i < req->nsamples; i++)
+		tie[i] = UNTIED;
+	cJSON_ArrayForEach(e, files)
+	{
+		const char *name = cJSON_IsObject(e) ? entry_name(e) : NULL;
+		int i = name ? sample_named(name, req) : UNTIED;
+
+		if (i >= 0)
+			tie[i] = tie[i] == UNTIED ? j : CONFLICT;
+		j++;
+	}
+}
+
+static void judge_refusal(long status, const char *msg, const struct reply_request *req,
+			  struct reply_file out[]);
+
+/* A sample no entry speaks for: in an accepted request it may have been
+ * stored (a resend tells: duplicates are refused); in a refusal, the
+ * top-level words are the only verdict there is. */
+static void judge_untied(long status, const char *top, const struct reply_request *req, size_t i,
+			 struct reply_file *out)
+{
+	struct reply_request one = {.nsamples = 1, .names = &req->names[i]};
+
+	if (status >= 400 && req->nsamples == 1) {
+		judge_refusal(status, top, &one, out);
+	} else if (status >= 400) {
+		out->outcome = REPLY_SOLO;
+		snprintf(out->text, sizeof(out->text),
+			 "HTTP %ld: %s (sending it alone to learn its own verdict)", status, top);
+	} else {
+		out->outcome = REPLY_RETRY;
+		snprintf(out->text, sizeof(out->text),
+			 "HTTP %ld: the reply did not say which of its entries is this file's",
+			 status);
+	}
+}
+
+static void judge_files(const cJSON *files, long status, const char *top,
+			const struct reply_request *req, struct reply_file out[])
+{
+	int *tie = calloc(req->nsamples + 1, sizeof(*tie));
+
+	if (!tie) {
+		set_all(req, out, REPLY_RETRY, "out of memory reading the reply");
+		return;
+	}
+	if (!tie_by_position(files, req, tie))
+		tie_by_name(files, req, tie);
+	for (size_t i = 0; i < req->nsamples; i++) {
+		if (tie[i] >= 0)
+			judge_entry(cJSON_GetArrayItem(files, tie[i]), req->names[i], &out[i]);
+		else
+			judge_untied(status, top, req, i, &out[i]);
+	}
+	free(tie);
+}
+
+/* Refused as a whole (a 4xx, or a 200 saying success:false).  With one
+ * sample the words are its own; with several they may be about any one
+ * of them, so each goes again alone to get its own answer. */
+static void judge_refusal(long status, const char *msg, const struct reply_request *req,
+			  struct reply_file out[])
+{
+	char text[REPLY_TEXT_MAX];
+
+	if (req->nsamples > 1 && status != 421) {
+		snprintf(text, sizeof(text),
+			 "HTTP %ld: %s (sending each file alone to learn which)", status, msg);
+		set_all(req, out, REPLY_SOLO, text);
+		return;
+	}
+	if (is_duplicate_message(msg) && status != 421) {
+		set_all(req, out, REPLY_DUPLICATE, msg);
+		return;
+	}
+	snprintf(text, sizeof(text), "HTTP %ld: %s", status, msg);
+	set_all(req, out, REPLY_REJECTED, text);
+}
+
+/* A 200 that does not say what became of the files is final, as the
+ * official clients treat it; the service may have stored them, which
+ * the queue remembers (a later duplicate is then ours). */
+static void judge_ok(const cJSON *root, const char *body, size_t len,
+		     const struct reply_request *req, struct reply_file out[])
 {
 	const cJSON *files = cJSON_GetObjectItemCaseSensitive(root, "files");
 	const cJSON *ok = cJSON_GetObjectItemCaseSensitive(root, "success");
-	char msg[REPLY_TEXT_MAX - 16], text[REPLY_TEXT_MAX];
+	char msg[REPLY_TEXT_MAX - 64], text[REPLY_TEXT_MAX];
 
 	server_message(root, body, len, msg, sizeof(msg));
 	if (cJSON_IsArray(files)) {
-		judge_files(files, status, msg, n, names, out);
+		judge_files(files, 200, msg, req, out);
 		return;
 	}
-	if (status == 200 && cJSON_IsTrue(ok)) {
-		set_all(n, out, REPLY_STORED, "");
-		for (size_t i = 0; i < n; i++)
-			snprintf(out[i].text, sizeof(out[i].text), "%s", names[i]);
+	if (cJSON_IsObject(root) && cJSON_IsFalse(ok)) {
+		judge_refusal(200, msg, req, out);
 		return;
 	}
-	snprintf(text, sizeof(text), "HTTP %ld: %s", status, msg);
-	set_all(n, out, status == 200 ? REPLY_RETRY : REPLY_REJECTED, text);
+	reply_sanitize(msg, sizeof(msg), body ? body : "", body ? len : 0);
+	snprintf(text, sizeof(text), "HTTP 200 with a reply that is not the expected JSON%s%s",
+		 msg[0] ? ": " : "", msg);
+	set_all(req, out, REPLY_REJECTED, text);
 }
 
-void reply_classify(long status, const char *body, size_t len, size_t n, const char *const names[],
+void reply_classify(long status, const char *body, size_t len, const struct reply_request *req,
 		    struct reply_file out[])
 {
-	char msg[REPLY_TEXT_MAX - 16], text[REPLY_TEXT_MAX];
+	char msg[REPLY_TEXT_MAX - 64], text[REPLY_TEXT_MAX];
 	cJSON *root = body && len ? cJSON_ParseWithLength(body, len) : NULL;
+	const cJSON *files;
 
+	if (root && !cJSON_IsObject(root)) {
+		cJSON_Delete(root);
+		root = NULL;
+	}
+	files = cJSON_GetObjectItemCaseSensitive(root, "files");
 	server_message(root, body, len, msg, sizeof(msg));
 	snprintf(text, sizeof(text), "HTTP %ld: %s", status, msg);
-	if (status == 401) {
-		set_all(n, out, REPLY_AUTH, text);
-	} else if (status == 408 || status == 429 || status >= 500 || status < 200) {
-		set_all(n, out, REPLY_RETRY, text);
-	} else if ((status == 200 || status == 400) && cJSON_IsObject(root)) {
-		classify_json(status, root, body, len, n, names, out);
-	} else if (status == 200) {
-		/* Stored or not, we cannot tell: send again, duplicates are refused. */
-		snprintf(text, sizeof(text), "HTTP 200 with a reply that is not the expected JSON");
-		set_all(n, out, REPLY_RETRY, text);
-	} else {
-		set_all(n, out, REPLY_REJECTED, text);
-	}
+	if (status == 401)
+		set_all(req, out, REPLY_AUTH, text);
+	else if (status == 408 || status == 429 || status >= 500 || status < 200)
+		set_all(req, out, REPLY_RETRY, text);
+	else if (status >= 200 && status < 300)
+		judge_ok(root, body, len, req, out);
+	else if (cJSON_IsArray(files))
+		judge_files(files, status, msg, req, out);
+	else if (status >= 400)
+		judge_refusal(status, msg, req, out);
+	else
+		set_all(req, out, REPLY_REJECTED, text);
 	cJSON_Delete(root);
 }

@@ -20,11 +20,13 @@
 
 #include <curl/curl.h>
 
+#include "annot.h"
 #include "apikey.h"
 #include "clock.h"
 #include "layout.h"
 #include "log.h"
 #include "reply.h"
+#include "request.h"
 #include "upload.h"
 
 #define REPLY_BODY_MAX (1024 * 1024)
@@ -45,6 +47,7 @@ struct upload_job {
 	struct uploader *u;
 	struct queue_batch batch;
 	struct upload_part *parts; /* one per batch item; fd -1: not sent */
+	bool *sent;                /* per item: a part of this request */
 	size_t nsent;
 	CURL *easy;
 	curl_mime *mime;
@@ -52,7 +55,12 @@ struct upload_job {
 	char *body;
 	size_t body_len;
 	char errbuf[CURL_ERROR_SIZE];
-	unsigned key_generation;        /* which key the request carried */
+	char why[160];            /* why we gave up on it ourselves */
+	unsigned key_generation;  /* which key the request carried */
+	int64_t last_progress_ms; /* a byte moved, either way */
+	int64_t sent_ms;          /* the whole body was sent (0: not yet) */
+	bool replying;            /* the reply has begun to arrive */
+	curl_off_t last_up, last_down;
 	struct upload_job *prev, *next; /* requests in flight */
 };
 
@@ -76,6 +84,7 @@ struct uploader {
 	int64_t last_sync_ms;
 	int64_t next_summary_ms;
 	struct queue_counts last_summary;
+	int build_error; /* errno of the last request that could not be built */
 };
 
 static void uploader_wake(void *arg)
@@ -216,55 +225,51 @@ static size_t body_write(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-/* ---- building a request ---- */
+/* ---- timeouts: a stall while sending is not a slow answer ---- */
 
-static const char *base_name(const char *path)
+/* Called by curl at least once a second.  While the body goes out, or
+ * the reply comes in, timeout= seconds without a byte moving is a stall;
+ * between the two the service is working on it, for up to
+ * reply_timeout= seconds (the official CLI waits 20 minutes). */
+static int job_progress(void *arg, curl_off_t down_total, curl_off_t down, curl_off_t up_total,
+			curl_off_t up)
 {
-	const char *slash = strrchr(path, '/');
-
-	return slash ? slash + 1 : path;
-}
-
-static int append_header(struct curl_slist **list, const char *name, const char *value)
-{
-	char line[1024];
-	struct curl_slist *n;
-
-	if ((size_t)snprintf(line, sizeof(line), "%s: %s", name, value) >= sizeof(line))
-		return -ENAMETOOLONG;
-	n = curl_slist_append(*list, line);
-	if (!n)
-		return -ENOMEM;
-	*list = n;
-	return 0;
-}
-
-static int build_headers(struct upload_job *job)
-{
+	struct upload_job *job = arg;
 	const struct options *o = job->u->opt;
-	struct curl_slist **h = &job->headers;
-	char *label = NULL;
-	int rc = append_header(h, "x-api-key", job->u->key);
+	int64_t now = clock_now_ms();
 
-	if (rc == 0 && job->batch.label) {
-		label = layout_url_encode(job->batch.label, strlen(job->batch.label));
-		rc = label ? append_header(h, "x-label", label) : -ENOMEM;
-	} else if (rc == 0 && o->no_label_infer) {
-		rc = append_header(h, "x-no-label", "1");
+	if (up != job->last_up || down != job->last_down) {
+		job->last_up = up;
+		job->last_down = down;
+		job->last_progress_ms = now;
 	}
-	if (rc == 0 && !o->allow_duplicates)
-		rc = append_header(h, "x-disallow-duplicates", "1");
-	if (rc == 0 && o->add_date_id)
-		rc = append_header(h, "x-add-date-id", "1");
-	if (rc == 0 && o->metadata)
-		rc = append_header(h, "x-metadata", o->metadata);
-	if (rc == 0)
-		rc = append_header(h, "x-upload-source", PACKAGE_NAME "/" PACKAGE_VERSION);
-	if (rc == 0) /* curl waits a second for "100 Continue" otherwise */
-		rc = append_header(h, "Expect", "");
-	free(label);
-	return rc;
+	if (!job->sent_ms && up_total > 0 && up >= up_total)
+		job->sent_ms = now;
+	if (job->sent_ms && !job->replying && down == 0) {
+		if (now - job->sent_ms <= (int64_t)o->reply_timeout_s * 1000)
+			return 0;
+		snprintf(job->why, sizeof(job->why), "no reply within %u s of sending the request",
+			 o->reply_timeout_s);
+		return 1;
+	}
+	if (now - job->last_progress_ms <= (int64_t)o->timeout_s * 1000)
+		return 0;
+	snprintf(job->why, sizeof(job->why), "no progress for %u s while %s", o->timeout_s,
+		 job->sent_ms ? "receiving the reply" : "sending");
+	return 1;
 }
+
+/* Each header line of the reply is progress too. */
+static size_t header_seen(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct upload_job *job = arg;
+
+	job->replying = true;
+	job->last_progress_ms = clock_now_ms();
+	return size * nmemb;
+}
+
+/* ---- building a request ---- */
 
 /* Open the file the queue means.  Returns 0, or the outcome to report. */
 static int open_part(struct upload_job *job, size_t i, struct queue_result *res)
@@ -305,58 +310,21 @@ skip:
 	return -1;
 }
 
-/* curl percent-encodes quotes, CR and LF in a part's file name, but sends
- * a backslash as it is, which multipart parsers (busboy, RFC 7578 quoted
- * strings) read as an escape: double it so it arrives as one. */
-static char *multipart_filename(const char *name)
-{
-	size_t n = strlen(name), extra = 0;
-	char *out, *o;
-
-	for (const char *p = name; *p; p++)
-		extra += *p == '\\';
-	out = malloc(n + extra + 1);
-	if (!out)
-		return NULL;
-	for (o = out; *name; name++) {
-		if (*name == '\\')
-			*o++ = '\\';
-		*o++ = *name;
-	}
-	*o = '\0';
-	return out;
-}
-
 static int add_part(struct upload_job *job, size_t i)
 {
-	const char *name = base_name(job->batch.items[i].path);
+	const struct queue_item *it = &job->batch.items[i];
 	curl_mimepart *part = curl_mime_addpart(job->mime);
-	char *filename = multipart_filename(name);
+	char *filename = request_part_filename(it->send_name);
 	int rc = 0;
 
 	if (!part || !filename || curl_mime_name(part, "data") != CURLE_OK ||
 	    curl_mime_filename(part, filename) != CURLE_OK ||
-	    curl_mime_type(part, layout_content_type(name)) != CURLE_OK ||
+	    curl_mime_type(part, layout_content_type(it->send_name)) != CURLE_OK ||
 	    curl_mime_data_cb(part, (curl_off_t)job->parts[i].size, part_read, part_seek, NULL,
 			      &job->parts[i]) != CURLE_OK)
 		rc = -ENOMEM;
 	free(filename);
 	return rc;
-}
-
-static char *request_url(const struct options *o, int category)
-{
-	size_t blen = strlen(o->url), n;
-	char *url;
-
-	while (blen > 0 && o->url[blen - 1] == '/')
-		blen--;
-	n = blen + 64;
-	url = malloc(n);
-	if (url)
-		snprintf(url, n, "%.*s/api/%s/files", (int)blen, o->url,
-			 layout_category_name(category));
-	return url;
 }
 
 static void set_transfer_options(struct upload_job *job, const char *url)
@@ -369,14 +337,16 @@ static void set_transfer_options(struct upload_job *job, const char *url)
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, job->headers);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_write);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, job);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_seen);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, job);
+	curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, job_progress);
+	curl_easy_setopt(e, CURLOPT_XFERINFODATA, job);
+	curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, job);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, job->errbuf);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, PACKAGE_NAME "/" PACKAGE_VERSION);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, o->timeout_s < 30 ? (long)o->timeout_s : 30L);
-	/* A stalled server must not hold files forever. */
-	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)o->timeout_s);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	if (o->cafile)
@@ -385,6 +355,7 @@ static void set_transfer_options(struct upload_job *job, const char *url)
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
 	}
+	job->last_progress_ms = clock_now_ms();
 }
 
 static void job_free(struct upload_job *job)
@@ -394,12 +365,14 @@ static void job_free(struct upload_job *job)
 	if (job->easy)
 		curl_easy_cleanup(job->easy);
 	curl_mime_free(job->mime);
+	request_forget_key(job->headers);
 	curl_slist_free_all(job->headers);
 	for (size_t i = 0; job->parts && i < job->batch.count; i++) {
 		if (job->parts[i].fd >= 0)
 			close(job->parts[i].fd);
 	}
 	free(job->parts);
+	free(job->sent);
 	free(job->body);
 	queue_batch_free(&job->batch);
 	free(job);
@@ -412,7 +385,7 @@ static void note_sending(struct upload_job *job)
 	size_t n = 0;
 
 	for (size_t i = 0; i < job->batch.count; i++) {
-		if (!job->parts[i].skipped)
+		if (job->sent[i])
 			items[n++] = &job->batch.items[i];
 	}
 	queue_note_sending(job->u->q, items, n);
@@ -427,21 +400,21 @@ static int job_open_parts(struct upload_job *job)
 
 	for (size_t i = 0; i < job->batch.count && rc == 0; i++) {
 		skipped[nskipped] = (struct queue_result){.item = &job->batch.items[i]};
-		if (open_part(job, i, &skipped[nskipped]) < 0)
+		if (open_part(job, i, &skipped[nskipped]) < 0) {
 			nskipped++;
-		else if (add_part(job, i) < 0)
+		} else if (add_part(job, i) < 0) {
 			rc = -ENOMEM;
-		else
+		} else {
+			job->sent[i] = true;
 			job->nsent++;
+		}
 	}
 	queue_report(job->u->q, skipped, nskipped, clock_now_ms());
-	if (rc == 0)
-		note_sending(job);
 	return rc;
 }
 
-/* Files of JOB not yet reported go back to the queue untouched. */
-static void requeue_unsent(struct upload_job *job)
+/* Every file of JOB not yet reported gets OUTCOME with TEXT. */
+static void report_unsent(struct upload_job *job, enum queue_outcome outcome, const char *text)
 {
 	struct queue_result res[job->batch.count ? job->batch.count : 1];
 	size_t n = 0;
@@ -450,7 +423,7 @@ static void requeue_unsent(struct upload_job *job)
 		if (job->parts && job->parts[i].skipped)
 			continue;
 		res[n++] = (struct queue_result){
-			.item = &job->batch.items[i], .outcome = QUEUE_REQUEUE, .text = ""};
+			.item = &job->batch.items[i], .outcome = outcome, .text = text};
 	}
 	queue_report(job->u->q, res, n, clock_now_ms());
 }
@@ -475,51 +448,101 @@ static void job_unlink(struct uploader *u, struct upload_job *job)
 	u->running--;
 }
 
-/* Returns 1 when a request started, 0 when none was needed, or -errno. */
-static int job_start(struct uploader *u, struct queue_batch *batch)
+/* A request we could not build (no memory, no descriptors, curl said
+ * no) is an attempt that failed: its files back off like any other, and
+ * the log says so once, not once per attempt. */
+static void build_failed(struct uploader *u, struct upload_job *job, int err)
+{
+	char text[160];
+
+	snprintf(text, sizeof(text), "cannot build the upload request: %s", strerror(err));
+	if (u->build_error != err)
+		log_error("%s; the files wait and are tried again with backoff", text);
+	u->build_error = err;
+	report_unsent(job, QUEUE_RETRY, text);
+}
+
+static void build_succeeded(struct uploader *u)
+{
+	if (u->build_error)
+		log_info("upload requests can be built again");
+	u->build_error = 0;
+}
+
+static struct upload_job *job_new(struct uploader *u, struct queue_batch *batch)
 {
 	struct upload_job *job = calloc(1, sizeof(*job));
-	char *url = NULL;
-	int rc = -ENOMEM;
 
 	if (!job) {
 		queue_batch_free(batch);
-		return -ENOMEM;
+		return NULL;
 	}
 	job->u = u;
 	job->key_generation = u->key_generation;
 	job->batch = *batch;
 	job->parts = calloc(batch->count, sizeof(*job->parts));
+	job->sent = calloc(batch->count, sizeof(*job->sent));
 	for (size_t i = 0; job->parts && i < batch->count; i++)
 		job->parts[i].fd = -1;
 	job->easy = curl_easy_init();
 	job->mime = job->easy ? curl_mime_init(job->easy) : NULL;
-	url = request_url(u->opt, batch->category);
-	if (!job->parts || !job->mime || !url)
+	return job;
+}
+
+/* Headers that can never be sent (a label or metadata too long) fail the
+ * files for good; anything else is a passing failure. */
+static int job_headers(struct upload_job *job)
+{
+	char why[256] = "";
+	int rc = request_headers(&job->headers, job->u->opt, &job->batch, why, sizeof(why));
+
+	if (rc == -E2BIG) {
+		report_unsent(job, QUEUE_FAILED, why);
+		return 0;
+	}
+	if (rc == 0)
+		rc = request_add_key(&job->headers, job->u->key);
+	return rc < 0 ? rc : 1;
+}
+
+/* Returns 1 when a request started, 0 when none was needed. */
+static int job_start(struct uploader *u, struct queue_batch *batch)
+{
+	struct upload_job *job = job_new(u, batch);
+	char *url = NULL;
+	int rc = -ENOMEM;
+
+	if (!job)
+		return 0; /* the files stay "uploading" until the next start */
+	url = request_url(u->opt->url, job->batch.category);
+	if (!job->parts || !job->sent || !job->mime || !url)
 		goto fail;
-	if ((rc = job_open_parts(job)) < 0 || (rc = build_headers(job)) < 0)
+	if ((rc = job_open_parts(job)) < 0)
 		goto fail;
-	if (job->nsent == 0) {
+	if (job->nsent == 0 || (rc = job_headers(job)) == 0) {
 		job_free(job);
 		free(url);
-		return 0; /* nothing left to send */
+		return 0;
 	}
+	if (rc < 0 || (rc = request_add_annotations(job->mime, &job->batch, job->sent)) < 0)
+		goto fail;
 	set_transfer_options(job, url);
+	note_sending(job);
 	if (curl_multi_add_handle(u->multi, job->easy) != CURLM_OK) {
 		rc = -EIO;
 		goto fail;
 	}
 	job_link(u, job);
+	build_succeeded(u);
 	log_debug("sending %zu file(s) to %s, label %s", job->nsent, url,
-		  batch->label ? batch->label : "(from the name)");
+		  job->batch.label ? job->batch.label : "(none given)");
 	free(url);
 	return 1;
 fail:
-	log_error("cannot start an upload request: %s", strerror(-rc));
+	build_failed(u, job, -rc);
 	free(url);
-	requeue_unsent(job);
 	job_free(job);
-	return rc;
+	return 0;
 }
 
 /* Returns how many requests were started. */
@@ -528,14 +551,72 @@ static unsigned start_jobs(struct uploader *u, int64_t now)
 	struct queue_batch batch;
 	unsigned started = 0;
 
-	while (u->running < u->opt->concurrency && queue_take_batch(u->q, now, &batch) > 0) {
-		int rc = job_start(u, &batch);
-
-		if (rc < 0)
-			break;
-		started += (unsigned)rc;
-	}
+	while (u->running < u->opt->concurrency && queue_take_batch(u->q, now, &batch) > 0)
+		started += (unsigned)job_start(u, &batch);
 	return started;
+}
+
+/* ---- annotation files: read here, never sent as they are ---- */
+
+static int read_whole(int dir_fd, const struct queue_load *l, char **text, size_t *len)
+{
+	struct stat st;
+	size_t got = 0;
+	int fd = openat(dir_fd, l->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY), rc = 0;
+
+	*text = NULL;
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_ino != l->ino) {
+		rc = -ESTALE;
+	} else if ((uint64_t)st.st_size > ANNOT_FILE_MAX) {
+		rc = -EFBIG;
+	} else if (!(*text = malloc((size_t)st.st_size + 1))) {
+		rc = -ENOMEM;
+	}
+	while (rc == 0 && got < (size_t)st.st_size) {
+		ssize_t n = pread(fd, *text + got, (size_t)st.st_size - got, (off_t)got);
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	*len = got;
+	return rc;
+}
+
+static void read_annotation(struct uploader *u, const struct queue_load *l)
+{
+	struct annot_file *f = NULL;
+	char err[256] = "", *text;
+	size_t len = 0;
+	int rc = read_whole(u->files_fd, l, &text, &len);
+
+	if (rc == -EFBIG)
+		snprintf(err, sizeof(err), "larger than %zu MB", ANNOT_FILE_MAX >> 20);
+	else if (rc == -ESTALE)
+		snprintf(err, sizeof(err),
+			 "replaced while it was read; setfattr retry reads it again");
+	else if (rc < 0)
+		snprintf(err, sizeof(err), "cannot be read: %s", strerror(-rc));
+	else
+		annot_parse(l->path, text, len, &f, err, sizeof(err));
+	free(text);
+	if (!f)
+		log_warn("%s: not used: %s", l->path, err);
+	queue_load_done(u->q, l, f, err);
+}
+
+static void read_annotations(struct uploader *u)
+{
+	struct queue_load loads[16];
+	size_t n = queue_take_loads(u->q, loads, sizeof(loads) / sizeof(loads[0]));
+
+	for (size_t i = 0; i < n; i++) {
+		read_annotation(u, &loads[i]);
+		free(loads[i].path);
+	}
 }
 
 /* ---- results ---- */
@@ -553,9 +634,12 @@ static void report_transport_error(struct upload_job *job, CURLcode code)
 	char text[CURL_ERROR_SIZE + 64];
 	size_t n = 0;
 
-	snprintf(text, sizeof(text), "%s", job->errbuf[0] ? job->errbuf : curl_easy_strerror(code));
+	snprintf(text, sizeof(text), "%s",
+		 job->why[0]      ? job->why
+		 : job->errbuf[0] ? job->errbuf
+				  : curl_easy_strerror(code));
 	for (size_t i = 0; i < job->batch.count; i++) {
-		if (job->parts[i].skipped)
+		if (!job->sent[i])
 			continue;
 		res[n++] = (struct queue_result){.item = &job->batch.items[i],
 						 .outcome = QUEUE_RETRY,
@@ -573,6 +657,7 @@ static enum queue_outcome outcome_of(enum reply_outcome r)
 	case REPLY_DUPLICATE: return QUEUE_DUPLICATE;
 	case REPLY_REJECTED: return QUEUE_FAILED;
 	case REPLY_AUTH: return QUEUE_REQUEUE;
+	case REPLY_SOLO: return QUEUE_SOLO;
 	case REPLY_RETRY:
 	default: return QUEUE_RETRY;
 	}
@@ -605,19 +690,21 @@ static void report_reply(struct upload_job *job, long status)
 	const char *names[n ? n : 1];
 	struct reply_file replies[n ? n : 1];
 	struct queue_result res[n ? n : 1];
+	struct reply_request req = {
+		.nsamples = n, .names = names, .date_ids = job->u->opt->add_date_id};
 	curl_off_t retry_after = 0;
 
 	for (size_t i = 0; i < job->batch.count; i++) {
-		if (!job->parts[i].skipped)
-			names[k++] = base_name(job->batch.items[i].path);
+		if (job->sent[i])
+			names[k++] = job->batch.items[i].send_name;
 	}
-	reply_classify(status, job->body, job->body_len, n, names, replies);
+	reply_classify(status, job->body, job->body_len, &req, replies);
 	log_debug("HTTP %ld for %zu file(s)", status, n);
 	curl_easy_getinfo(job->easy, CURLINFO_RETRY_AFTER, &retry_after);
 	note_reply(job, status, &replies[0]);
 	k = 0;
 	for (size_t i = 0; i < job->batch.count; i++) {
-		if (job->parts[i].skipped)
+		if (!job->sent[i])
 			continue;
 		res[k] = (struct queue_result){
 			.item = &job->batch.items[i],
@@ -736,7 +823,7 @@ static void abandon_jobs(struct uploader *u)
 
 		curl_multi_remove_handle(u->multi, job->easy);
 		job_unlink(u, job);
-		requeue_unsent(job);
+		report_unsent(job, QUEUE_REQUEUE, "");
 		job_free(job);
 	}
 }
@@ -770,6 +857,7 @@ static void *uploader_main(void *arg)
 		check_key(u, now);
 		log_summary(u, now);
 		next = queue_tick(u->q, now);
+		read_annotations(u);
 		/* Before requests go out the journal must say they may have
 		 * (a duplicate reply after a crash is then ours); other records
 		 * (closes, results) are synced in groups at least every second. */

@@ -2,12 +2,13 @@
 """Emulator of the Edge Impulse ingestion service, for ingestfs tests.
 
 A local HTTP/1.1 server that speaks the API described in the project's
-API.md (``POST /api/<category>/files`` and the legacy
+doc/internals.md, "The service" (``POST /api/<category>/files`` and the legacy
 ``POST /api/<category>/data``), records what it stores, and injects faults
 on request.  Python 3.11 standard
 library only.  Request bodies are streamed: at most one read chunk (64 KiB)
 plus a small look-ahead is held in memory, and every file is hashed while it
-is read, so 10,000-file benchmarks are cheap.
+is read, so 10,000-file benchmarks are cheap.  The one exception is a
+.labels part, kept whole (up to 16 MiB each) to be parsed.
 
 Usage:
     emulator.py [OPTIONS]
@@ -25,8 +26,11 @@ Options:
                                  filename as received, decoded), name (stored
                                  name), size, sha256, sample_id, headers (every
                                  x-* request header but x-api-key, names lower
-                                 case), annotation (.labels file of the same
-                                 request, or null).  Flushed per line.  An
+                                 case), annotation (part filename of the
+                                 first accepted .labels part of the same
+                                 request, or null), bounding_boxes,
+                                 structured_labels, label_map (see
+                                 "Annotations" below).  Flushed per line.  An
                                  existing log is loaded at start, so a
                                  restarted emulator still refuses duplicates
                                  of what it stored before.
@@ -34,11 +38,24 @@ Options:
                                  request, method, path, status (null when the
                                  connection was dropped), files (file parts
                                  received), fault (null or the injected
-                                 fault), bytes (body length, after de-chunking)
+                                 fault), bytes (body length, after
+                                 de-chunking), labels_parts (one
+                                 {"filename", "type", "keys"} per .labels
+                                 part, see "Annotations"; [] when none),
+                                 samples (file parts that are not .labels;
+                                 on /data 1, or 0 for a .labels name, and
+                                 labels_parts is always []).  files,
+                                 samples and labels_parts describe only a
+                                 body received whole: they are 0 and [] on
+                                 a 401, a 404, a fail, drop or rate_limit
+                                 fault, a bad x-label, a malformed
+                                 multipart body or a cut-off body.
     --store-dir DIR              also keep each stored file as DIR/<sample_id>
     --max-file-size BYTES        larger files fail "File too large"
                                  (default 104857600)
     --seed N                     seed of the fault generator (default 1)
+    --dialect official|legacy    shape of /files replies (default official;
+                                 see "Dialects")
     --tls-cert PEM --tls-key PEM serve HTTPS instead of HTTP
     --fail-rate P                reply 500 without storing
     --fail-after-store-rate P    store everything, then reply 500
@@ -47,7 +64,10 @@ Options:
     --drop-after-store-rate P    store, then close without a reply
     --rate-limit-rate P          reply 429 with Retry-After, without storing
     --retry-after SECONDS        value of Retry-After on a 429 (default 1)
-    --delay-ms N                 sleep N ms before every /api reply
+    --delay-ms N                 sleep N ms before every /api reply (or
+                                 drop), counted from when the whole request
+                                 body has been read: a service slow to
+                                 answer once the client finished sending
     --stall-ms N                 wait N ms after the request headers before
                                  reading the body (and before 100 Continue)
     --idle-timeout SECONDS       close a keep-alive connection idle (or a
@@ -64,17 +84,77 @@ only fault.  Faults are drawn after the API key check, so a 401 is never
 masked.  A body is always read to the end before a reply or a drop, so the
 client has finished sending and a kept-alive connection stays in sync.
 
+Dialects (of POST /api/<category>/files replies; /data has only one):
+    official (default), as the real service answers and its official
+    clients read it (edge-impulse-cli cli-common/make-image.ts, the Python
+    SDK).  Sample parts are the file parts that are not .labels files;
+    each gets exactly one entry in "files", in request order, and .labels
+    parts get none:
+        stored:   {"success": true, "fileName": NAME, "sampleId": N,
+                   "projectId": 1}
+        refused:  {"success": false, "error": MESSAGE}
+    At least one sample stored: 200 {"success": true, "files": [...]}.
+    None stored: 400 {"success": false, "error": <first sample's error>},
+    without "files".  Only .labels parts: 400 "No samples uploaded".
+    A .labels part over 16 MiB fails the request: 400 "Labels file too
+    large"; one that is not a valid labels file (see "Annotations") fails
+    it with 400 "Invalid labels file <part filename>: <why>".  Nothing is
+    stored then.
+    legacy, the replies of earlier versions of this emulator, byte for
+    byte.  Every file part, .labels included, gets an entry:
+        stored sample:  {"success": true, "fileName": NAME, "sampleId": N,
+                         "projectId": 1}
+        stored .labels: {"success": true, "fileName": NAME}
+        refused:        {"success": false, "fileName": <part filename>,
+                         "error": MESSAGE}
+    Any refused file: 400 {"success": false, "error": <first error>,
+    "files": [...]}, though the others were stored; else 200
+    {"success": true, "files": [...]}.  A .labels part is checked like any
+    file (type, size against --max-file-size, empty) and its content never
+    fails the request: an invalid or over-16-MiB one just gives no values.
+    In both, NAME is the part filename without its last extension, plus
+    "." and an 8-hex-digit date id under x-add-date-id; whole-request
+    errors ({"success": false, "error": ...} without "files": bad
+    multipart, no files, more than 1000 files, bad x-label) are the same.
+
+Annotations (.labels parts of /files, in both dialects):
+    A .labels part is parsed as JSON.  Recognised (version must be 1):
+        {"version": 1, "type": "bounding-box-labels",
+         "boundingBoxes": {SAMPLE: [{"label": "car", "x": 1, "y": 2,
+                                     "width": 3, "height": 4}, ...]}}
+        {"version": 1, "type": "structured-labels",
+         "structuredLabels": {SAMPLE: [{"label": "noise", "startIndex": 0,
+                                        "endIndex": 99}, ...]}}
+        {"version": 1, "type": "label-map-labels",
+         "labels": {SAMPLE: {"k": "v"}}}
+    where SAMPLE is a sample's part filename.  Invalid: not JSON, not an
+    object, another version or type, the map not an object, or a value
+    of the wrong shape (boxes need a string label and numbers x, y, width,
+    height; ranges a string label and whole startIndex, endIndex; a label
+    map value must be an object).  Every stored sample record of the
+    request gets bounding_boxes (the list), structured_labels (the list)
+    and label_map (the object), each looked up by the sample's part
+    filename exactly in the valid .labels parts of that same request (the
+    first part naming it wins), else null.  In the requests log, each
+    .labels part is {"filename": <part filename>, "type": <its "type" if
+    a string, else null>, "keys": [<the names its map lists, in order>]},
+    described even when invalid ("keys" is [] unless the type is known and
+    its map an object).
+
 Control endpoints (no authentication, not counted as /api requests):
     POST /_control   JSON object setting any of api_keys (list), fail_rate,
                      fail_after_store_rate, drop_rate, drop_after_store_rate,
-                     rate_limit_rate, retry_after, delay_ms, stall_ms, hold,
-                     reply_status + reply_body + reply_repeat (after storing,
-                     answer with that status and body, repeated: a broken
-                     or hostile service), trickle_ms (send replies one byte
-                     at a time)
-                     (while true, /api requests block before doing anything);
-                     replies {"ok": true}, or 400 on an unknown key or a bad
-                     value.
+                     rate_limit_rate, retry_after, delay_ms, stall_ms,
+                     dialect ("official" or "legacy"), hold (while true,
+                     /api requests block before doing anything),
+                     reply_status + reply_body + reply_repeat +
+                     reply_content_type (when reply_status is not 0: after
+                     storing, answer with that status and the body
+                     repeated, of that Content-Type, default
+                     "application/json": a broken or hostile service),
+                     trickle_ms (send /api replies one byte at a time, this
+                     many ms apart); replies {"ok": true}, or 400 on an
+                     unknown key or a bad value (nothing is changed then).
     GET  /_samples   JSON list of the stored sample records (as in --log).
     GET  /_stats     {"requests": N, "samples": N, "files_received": N}:
                      /api requests, stored samples, and file parts received
@@ -82,14 +162,17 @@ Control endpoints (no authentication, not counted as /api requests):
     POST /_reset     forget samples, hashes and counters, reseed the fault
                      generator; the log files are left as they are.
 
-Choices where API.md is silent:
+Choices where doc/internals.md is silent:
     - category "split" is recorded as "split" (no training/testing split);
     - an empty x-label counts as absent (JavaScript truthiness);
     - x-file-name (/data) is taken as UTF-8, not percent-decoded;
     - a part named "data" without a filename is a plain form field, ignored;
-    - a .labels part is checked (type, size, empty) but never stored or
-      de-duplicated; its success entry has fileName (name without extension)
-      and no sampleId; records get the first accepted .labels filename;
+    - a .labels part is never stored as a sample nor de-duplicated, and
+      its annotations apply only to samples of the same request; in the
+      official dialect --max-file-size does not apply to it (16 MiB does);
+    - "Labels file too large" and "Invalid labels file" (official) come
+      after the no-files and too-many-files checks and before "No samples
+      uploaded"; the first bad .labels part in request order is named;
     - /data replies 400 and 421 as text/plain; 401, 404, 429 and 500 are
       JSON everywhere;
     - a whole-request error (bad multipart, no files, >1000 files, bad
@@ -125,6 +208,8 @@ SUPPORTED_EXTENSIONS = frozenset((
     ".json", ".cbor", ".csv", ".wav", ".jpg", ".jpeg", ".png", ".mp4",
     ".avi", ".labels", ".txt", ".parquet"))
 ANNOTATION_EXTENSION = ".labels"
+LABELS_MAX_SIZE = 16 * 1024 * 1024   # a .labels part is buffered to parse it
+DIALECTS = ("official", "legacy")
 MAX_FILES_PER_REQUEST = 1000
 PROJECT_ID = 1
 READ_CHUNK = 64 * 1024
@@ -135,6 +220,57 @@ MAX_CONTROL_BODY = 1 << 20
 FAULT_ORDER = ("fail", "fail_after_store", "drop", "drop_after_store",
                "rate_limit")
 PRE_STORE_FAULTS = frozenset(("fail", "drop", "rate_limit"))
+
+
+@dataclass(frozen=True)
+class LabelsType:
+    """One recognised kind of .labels file."""
+    key: str        # the member holding {sample filename: value}
+    field: str      # the sample record field that gets the value
+    check: object   # value -> None, or why the value is not acceptable
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_whole(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _list_of(item_ok, what):
+    def check(value):
+        if not isinstance(value, list) or \
+                not all(isinstance(i, dict) and item_ok(i) for i in value):
+            return f"must be a list of {what}"
+        return None
+    return check
+
+
+def _box_ok(box):
+    return isinstance(box.get("label"), str) and all(
+        _is_number(box.get(k)) for k in ("x", "y", "width", "height"))
+
+
+def _range_ok(item):
+    return isinstance(item.get("label"), str) and all(
+        _is_whole(item.get(k)) for k in ("startIndex", "endIndex"))
+
+
+def _object_check(value):
+    return None if isinstance(value, dict) else "must be an object"
+
+
+LABELS_TYPES = {
+    "bounding-box-labels": LabelsType(
+        "boundingBoxes", "bounding_boxes",
+        _list_of(_box_ok, "boxes {label, x, y, width, height}")),
+    "structured-labels": LabelsType(
+        "structuredLabels", "structured_labels",
+        _list_of(_range_ok, "ranges {label, startIndex, endIndex}")),
+    "label-map-labels": LabelsType("labels", "label_map", _object_check),
+}
+LABELS_FIELDS = ("bounding_boxes", "structured_labels", "label_map")
 
 API_PATH = re.compile(r"^/api/([^/]+)/(files|data)/?$")
 # JavaScript's \s (always Unicode whitespace, even in non-unicode mode).
@@ -302,6 +438,10 @@ def split_name(filename):
     """(stored name, lower-case extension): the last extension goes."""
     root, ext = posixpath.splitext(filename)
     return root, ext.lower()
+
+
+def is_labels(filename):
+    return split_name(filename)[1] == ANNOTATION_EXTENSION
 
 
 def infer_label(filename):
@@ -550,6 +690,7 @@ class ReceivedFile:
     size: int
     sha256: str
     tmp_path: str | None
+    content: bytes | None = None    # kept whole, when asked and not too big
 
     def discard(self):
         if self.tmp_path:
@@ -561,14 +702,21 @@ class ReceivedFile:
 
 
 class FileSink:
-    """Hashes, counts and (with a store dir) spools one file as it arrives."""
+    """Hashes, counts and (with a store dir) spools one file as it arrives.
 
-    def __init__(self, filename, max_size, store_dir):
+    With `keep` > 0 it also keeps the content in memory, as long as it is
+    at most `keep` bytes (a .labels part, to be parsed); past that it keeps
+    nothing and the received file's content is None.
+    """
+
+    def __init__(self, filename, max_size, store_dir, keep=0):
         self.filename = filename
         self._max_size = max_size
         self._size = 0
         self._hash = hashlib.sha256()
         self._file = None
+        self._keep = keep
+        self._content = bytearray() if keep else None
         if store_dir:
             fd, self._path = tempfile.mkstemp(prefix=".part-", dir=store_dir)
             self._file = os.fdopen(fd, "wb")
@@ -576,6 +724,11 @@ class FileSink:
     def write(self, chunk):
         self._size += len(chunk)
         self._hash.update(chunk)
+        if self._content is not None:
+            if self._size > self._keep:
+                self._content = None    # too big to parse: keep nothing
+            else:
+                self._content += chunk
         if self._file is None:
             return
         if self._size > self._max_size:
@@ -588,8 +741,9 @@ class FileSink:
         if self._file is not None:
             self._file.close()
             self._file, path = None, self._path
+        content = None if self._content is None else bytes(self._content)
         return ReceivedFile(self.filename, self._size,
-                            self._hash.hexdigest(), path)
+                            self._hash.hexdigest(), path, content)
 
     def abort(self):
         if self._file is not None:
@@ -643,6 +797,104 @@ def discard_all(files):
 
 
 # --------------------------------------------------------------------------
+# Annotations (.labels parts)
+
+@dataclass
+class LabelsPart:
+    """A .labels part of a /files request, parsed.
+
+    `type` and `keys` describe it for the requests log even when it is
+    invalid; `values` ({sample filename: value}) and `record_field` are set
+    only when it is valid (`error` None).
+    """
+    filename: str
+    type: str | None = None
+    keys: list = field(default_factory=list)
+    values: dict | None = None
+    record_field: str | None = None
+    error: str | None = None
+    too_large: bool = False
+
+    def log_entry(self):
+        return {"filename": self.filename, "type": self.type,
+                "keys": self.keys}
+
+
+def parse_labels(received):
+    """Parse a received .labels part (content None: over LABELS_MAX_SIZE)."""
+    part = LabelsPart(received.filename)
+    if received.content is None:
+        part.error = f"larger than {LABELS_MAX_SIZE} bytes"
+        part.too_large = True
+        return part
+    try:
+        doc = json.loads(received.content, parse_constant=_not_json)
+    except (ValueError, RecursionError) as exc:
+        part.error = f"not valid JSON ({exc})"
+        return part
+    if not isinstance(doc, dict):
+        part.error = "not a JSON object"
+        return part
+    kind = doc.get("type")
+    part.type = kind if isinstance(kind, str) else None
+    known = LABELS_TYPES.get(part.type)
+    mapping = doc.get(known.key) if known else None
+    if isinstance(mapping, dict):
+        part.keys = list(mapping)
+    part.error = labels_error(doc, known, mapping)
+    if part.error is None:
+        part.values, part.record_field = mapping, known.field
+    return part
+
+
+def _not_json(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def labels_error(doc, known, mapping):
+    """Why a parsed .labels object is not acceptable, or None."""
+    version = doc.get("version")
+    if not _is_whole(version) or version != 1:
+        return "version must be 1"
+    if known is None:
+        return "type must be one of " + ", ".join(LABELS_TYPES)
+    if not isinstance(mapping, dict):
+        return f"{known.key} must be an object"
+    for name, value in mapping.items():
+        why = known.check(value)
+        if why:
+            return f"{known.key}[{json.dumps(name, ensure_ascii=False)}] {why}"
+    return None
+
+
+@dataclass(frozen=True)
+class Annotations:
+    """What the .labels parts of one request say about its samples."""
+    filename: str | None = None    # the records' "annotation"
+    parts: tuple = ()              # the valid LabelsParts, in request order
+
+    def fields_for(self, filename):
+        """bounding_boxes, structured_labels and label_map of one sample,
+        looked up by its part filename exactly; the first part naming it
+        wins for each field."""
+        out = dict.fromkeys(LABELS_FIELDS)
+        for part in self.parts:
+            if out[part.record_field] is None and filename in part.values:
+                out[part.record_field] = part.values[filename]
+        return out
+
+
+NO_ANNOTATIONS = Annotations()
+
+
+def annotations_of(parts):
+    """Annotations from the accepted .labels parts of a request; only the
+    valid ones give values, the first one gives the annotation name."""
+    return Annotations(parts[0].filename if parts else None,
+                       tuple(p for p in parts if p.error is None))
+
+
+# --------------------------------------------------------------------------
 # State
 
 @dataclass(frozen=True)
@@ -661,7 +913,9 @@ class Settings:
     reply_status: int = 0      # when not 0: store, then reply this instead
     reply_body: str = ""       # ... with this body
     reply_repeat: int = 1      # ... repeated this many times (huge replies)
+    reply_content_type: str = "application/json"    # ... of this type
     trickle_ms: float = 0      # send replies one byte per this many ms
+    dialect: str = "official"  # shape of /files replies: see DIALECTS
 
     def rate(self, fault):
         return getattr(self, fault + "_rate")
@@ -704,6 +958,16 @@ def _validated_setting(key, value):
         if not isinstance(value, str):
             raise ValueError("reply_body must be a string")
         return value
+    if key == "reply_content_type":
+        if not isinstance(value, str) or not value or \
+                not all(" " <= c <= "~" for c in value):
+            raise ValueError("reply_content_type must be a non-empty "
+                             "printable ASCII string")
+        return value
+    if key == "dialect":
+        if value not in DIALECTS:
+            raise ValueError("dialect must be one of " + ", ".join(DIALECTS))
+        return value
     if key in ("delay_ms", "stall_ms", "trickle_ms"):
         if not number or value < 0:
             raise ValueError(f"{key} must be a number >= 0")
@@ -738,6 +1002,7 @@ class FileResult:
     sample_id: int | None = None
 
     def entry(self):
+        """The legacy dialect's entry (.labels parts get one too)."""
         if self.error:
             return {"success": False, "fileName": self.filename,
                     "error": self.error}
@@ -745,6 +1010,13 @@ class FileResult:
         if self.sample_id is not None:
             entry.update(sampleId=self.sample_id, projectId=PROJECT_ID)
         return entry
+
+    def official_entry(self):
+        """The official dialect's entry (samples only)."""
+        if self.error:
+            return {"success": False, "error": self.error}
+        return {"success": True, "fileName": self.name,
+                "sampleId": self.sample_id, "projectId": PROJECT_ID}
 
 
 class JsonLines:
@@ -803,6 +1075,8 @@ class EmulatorState:
                     sample_id, digest = int(record["sample_id"]), str(record["sha256"])
                 except (ValueError, KeyError, TypeError):
                     continue
+                for name in LABELS_FIELDS:    # logs of older emulators
+                    record.setdefault(name, None)
                 self._samples.append(record)
                 self._ids_by_hash.setdefault(digest, []).append(sample_id)
                 self._next_sample_id = max(self._next_sample_id, sample_id + 1)
@@ -880,22 +1154,27 @@ class EmulatorState:
 
     # Storing --------------------------------------------------------------
 
-    def commit(self, files, options):
+    def commit(self, files, options, annotations=NO_ANNOTATIONS):
         """Check and store the files of one request, in order.
 
-        Records are logged and visible in /_samples before this returns,
-        hence before the reply is sent.
+        `annotations` come from the request's .labels parts.  Records are
+        logged and visible in /_samples before this returns, hence before
+        the reply is sent.
         """
         with self._lock:
             results, records = [], []
             for received in files:
                 results.append(self._commit_one(received, options, records))
-            annotation = first_annotation(results)
             for record in records:
-                record["annotation"] = annotation
+                record["annotation"] = annotations.filename
+                record.update(annotations.fields_for(record["filename"]))
                 self._samples.append(record)
                 self._sample_log.write(record)
         return results
+
+    def labels_accepted(self, received):
+        """Whether a .labels file passes the per-file checks (legacy)."""
+        return self._static_error(received, ANNOTATION_EXTENSION) is None
 
     def _commit_one(self, received, options, records):
         name, ext = split_name(received.filename)
@@ -913,13 +1192,20 @@ class EmulatorState:
         records.append(sample_record(received, options, name, sample_id))
         return FileResult(received.filename, name=name, sample_id=sample_id)
 
-    def _file_error(self, received, ext, options):
+    def _static_error(self, received, ext):
+        """The checks that do not depend on what is stored (no lock)."""
         if ext not in SUPPORTED_EXTENSIONS:
             return "Unsupported file type"
         if received.size > self.max_file_size:
             return "File too large"
         if received.size == 0:
             return "File is empty"
+        return None
+
+    def _file_error(self, received, ext, options):
+        error = self._static_error(received, ext)
+        if error:
+            return error
         ids = self._ids_by_hash.get(received.sha256)
         if ids and options.disallow_duplicates and \
                 ext != ANNOTATION_EXTENSION:
@@ -941,14 +1227,6 @@ class EmulatorState:
             received.tmp_path = None
 
 
-def first_annotation(results):
-    for result in results:
-        if not result.error and \
-                split_name(result.filename)[1] == ANNOTATION_EXTENSION:
-            return result.filename
-    return None
-
-
 def sample_record(received, options, name, sample_id):
     return {"request": options.request,
             "category": options.category,
@@ -959,7 +1237,8 @@ def sample_record(received, options, name, sample_id):
             "sha256": received.sha256,
             "sample_id": sample_id,
             "headers": options.headers,
-            "annotation": None}
+            "annotation": None,
+            **dict.fromkeys(LABELS_FIELDS)}
 
 
 # --------------------------------------------------------------------------
@@ -973,11 +1252,19 @@ class ApiCall:
     path: str
     files: int = 0
     fault: str | None = None
+    samples: int = 0
+    labels_parts: list = field(default_factory=list)
+
+    def received(self, files, labels_parts=()):
+        self.files = len(files)
+        self.samples = sum(not is_labels(f.filename) for f in files)
+        self.labels_parts = [part.log_entry() for part in labels_parts]
 
     def log_entry(self, status, body_bytes):
         return {"request": self.number, "method": self.method,
                 "path": self.path, "status": status, "files": self.files,
-                "fault": self.fault, "bytes": body_bytes}
+                "fault": self.fault, "bytes": body_bytes,
+                "labels_parts": self.labels_parts, "samples": self.samples}
 
 
 def sleep_ms(ms):
@@ -1145,7 +1432,7 @@ class IngestionHandler(BaseHTTPRequestHandler):
             call.fault = "reply_override"
             return Reply(settings.reply_status,
                          (settings.reply_body * settings.reply_repeat).encode(),
-                         "application/json")
+                         settings.reply_content_type)
         return reply
 
     def _upload_options(self, call, category, plain):
@@ -1179,22 +1466,56 @@ class IngestionHandler(BaseHTTPRequestHandler):
         state = self.server.state
         return FileSink(filename, state.max_file_size, state.store_dir)
 
+    def _new_part_sink(self, filename):
+        """A multipart file part: .labels parts are kept to be parsed."""
+        state = self.server.state
+        keep = LABELS_MAX_SIZE if is_labels(filename) else 0
+        return FileSink(filename, state.max_file_size, state.store_dir, keep)
+
     def _upload_files(self, call, body, category):
+        state = self.server.state
+        dialect = state.settings.dialect    # one dialect for the request
         options = self._upload_options(call, category, plain=False)
         boundary = multipart_boundary(self.headers.get("Content-Type"))
-        files = receive_multipart(body, boundary, self._new_sink)
-        call.files = len(files)
-        self.server.state.count_received(len(files))
+        files = receive_multipart(body, boundary, self._new_part_sink)
         try:
+            labels = [(f, parse_labels(f)) for f in files
+                      if is_labels(f.filename)]
+            call.received(files, [part for _, part in labels])
+            state.count_received(len(files))
             if not files:
                 raise RequestError(400, "No files uploaded")
             if len(files) > MAX_FILES_PER_REQUEST:
                 raise RequestError(
                     400, f"Too many files (at most {MAX_FILES_PER_REQUEST})")
-            results = self.server.state.commit(files, options)
+            if dialect == "legacy":
+                return self._commit_legacy(files, labels, options)
+            return self._commit_official(files, labels, options)
         finally:
             discard_all(files)
+
+    def _commit_legacy(self, files, labels, options):
+        """Every part gets an entry; .labels content never fails a request."""
+        state = self.server.state
+        accepted = [part for received, part in labels
+                    if state.labels_accepted(received)]
+        results = state.commit(files, options, annotations_of(accepted))
         return files_reply(results)
+
+    def _commit_official(self, files, labels, options):
+        """Only samples get an entry; a bad .labels part fails the request."""
+        for _, part in labels:
+            if part.too_large:
+                raise RequestError(400, "Labels file too large")
+            if part.error:
+                raise RequestError(400, f"Invalid labels file "
+                                        f"{part.filename}: {part.error}")
+        samples = [f for f in files if not is_labels(f.filename)]
+        if not samples:
+            raise RequestError(400, "No samples uploaded")
+        results = self.server.state.commit(
+            samples, options, annotations_of([part for _, part in labels]))
+        return official_files_reply(results)
 
     def _upload_data(self, call, body, category):
         filename = header_text(self.headers.get("x-file-name"))
@@ -1202,7 +1523,7 @@ class IngestionHandler(BaseHTTPRequestHandler):
             raise RequestError(421, "Missing header x-file-name", plain=True)
         options = self._upload_options(call, category, plain=True)
         received = receive_stream(body_chunks(body), self._new_sink(filename))
-        call.files = 1
+        call.received([received])
         self.server.state.count_received(1)
         try:
             result, = self.server.state.commit([received], options)
@@ -1215,12 +1536,22 @@ class IngestionHandler(BaseHTTPRequestHandler):
 
 
 def files_reply(results):
+    """The legacy dialect: any refused file makes it a 400 with entries."""
     entries = [result.entry() for result in results]
     errors = [result.error for result in results if result.error]
     if errors:
         return json_reply(400, {"success": False, "error": errors[0],
                                 "files": entries})
     return json_reply(200, {"success": True, "files": entries})
+
+
+def official_files_reply(results):
+    """The official dialect: 200 when any sample was stored, else a 400
+    with the first sample's error and no entries."""
+    if any(not result.error for result in results):
+        return json_reply(200, {"success": True, "files": [
+            result.official_entry() for result in results]})
+    return json_reply(400, {"success": False, "error": results[0].error})
 
 
 class EmulatorServer(ThreadingHTTPServer):
@@ -1281,6 +1612,7 @@ def parse_args(argv):
     add("--max-file-size", type=non_negative(int), default=104857600,
         metavar="BYTES")
     add("--seed", type=int, default=1)
+    add("--dialect", choices=DIALECTS, default="official")
     for fault in FAULT_ORDER:
         add("--" + fault.replace("_", "-") + "-rate", type=probability,
             default=0.0, metavar="P")
@@ -1299,7 +1631,7 @@ def settings_from(args):
              for fault in FAULT_ORDER}
     return Settings(api_keys=frozenset(args.api_keys or [DEFAULT_API_KEY]),
                     retry_after=args.retry_after, delay_ms=args.delay_ms,
-                    stall_ms=args.stall_ms, **rates)
+                    stall_ms=args.stall_ms, dialect=args.dialect, **rates)
 
 
 def write_port_file(path, port):

@@ -78,16 +78,19 @@ with open(m.path("training/cars/bounding_boxes.labels"), "w") as f:
 for n in ("img1.jpg", "img2.jpg"):
     m.write("training/cars/" + n, b"\xff\xd8" + n.encode())
 m.wait_done()
-ann = {x["filename"]: x["annotation"] for x in emu.samples() if x["filename"].startswith("img")}
-t.eq(ann, {"img1.jpg": "bounding_boxes.labels", "img2.jpg": "bounding_boxes.labels"},
-     "samples arrive in the same request as their .labels file")
+got = {x["filename"]: x["bounding_boxes"] for x in emu.samples() if x["filename"].startswith("img")}
+t.eq(got, {"img1.jpg": boxes["boundingBoxes"]["img1.jpg"], "img2.jpg": []},
+     "each sample arrives with its own boxes from its folder's .labels file")
 t.eq(m.xattr("training/cars/bounding_boxes.labels"), "uploaded", "the .labels file shows uploaded")
+t.ok(all(not any(p["filename"] == "bounding_boxes.labels" and set(p["keys"]) - {"img1.jpg", "img2.jpg"}
+                 for p in r.get("labels_parts", [])) for r in emu.requests()),
+     "and each request's .labels part names only its own samples")
 # written after: waits for the .labels being written within settle
 with open(m.path("training/cars/info.labels.tmp"), "w") as f:
     f.write("{}")
 m.write("training/cars/img3.jpg", b"\xff\xd8img3")
 m.wait_done()
-t.eq([x["annotation"] for x in emu.samples() if x["filename"] == "img3.jpg"],
-     ["bounding_boxes.labels"], "a later sample carries its folder's .labels again")
+t.eq([x["bounding_boxes"] for x in emu.samples() if x["filename"] == "img3.jpg"],
+     [None], "a later sample it does not name goes without boxes")
 t.eq(m.stop(), 0, "clean unmount")
 t.done()

@@ -127,17 +127,49 @@ t.eq(rc, 0, "the next mount uploads them")
 stored_once(emu, data, "after unmount and remount: each stored once")
 m.stop()
 
-# ---- a stalled service: the transfer times out and is retried ----
+# ---- a stalled service: a send without progress times out and is retried ----
+# The body must be larger than what the sockets buffer, or it is "sent"
+# before the service reads a byte of it.
 root = workdir("stall")
 emu = Emulator(root)
 emu.control(stall_ms=30000)
 m = Mount(root, emu.url, opts="settle=20,timeout=1,backoff=100,backoff_max=200")
-m.write("training/s/a.json", b'{"stall": 1}')
-ok = wait_until(lambda: "next attempt" in m.xattr("training/s/a.json", "result"), 10)
-t.ok(ok, "a stalled request times out and is retried", m.xattr("training/s/a.json", "result"))
+big = os.urandom(40 << 20)
+m.write("training/s/a.mp4", big)
+ok = wait_until(lambda: "next attempt" in m.xattr("training/s/a.mp4", "result"), 20)
+t.ok(ok and "while sending" in m.xattr("training/s/a.mp4", "result"),
+     "a request that stops moving while sending times out and is retried",
+     m.xattr("training/s/a.mp4", "result"))
 emu.control(stall_ms=0)
-rc, out, err = m.wait_done()
+rc, out, err = m.wait_done(timeout=60)
 t.eq(rc, 0, "and goes up once the service answers again")
+m.stop()
+
+# ---- a slow answer is not a stall: waiting for the reply is no resend ----
+root = workdir("slow")
+emu = Emulator(root)
+emu.control(delay_ms=4000)
+m = Mount(root, emu.url, opts="settle=20,timeout=1,backoff=100,allow_duplicates")
+m.write("training/slow/a.json", b'{"slow": 1}')
+rc, out, err = m.wait_done(timeout=30)
+t.eq((rc, m.xattr("training/slow/a.json")), (0, "uploaded"),
+     "a reply 4 s after the request, with timeout=1: uploaded")
+t.eq(len(emu.requests()), 1, "sent once, never again while the service was answering",
+     emu.requests())
+t.eq(len(emu.samples()), 1, "stored once even with allow_duplicates")
+m.stop()
+emu.control(delay_ms=3000)
+m = Mount(root, emu.url, opts="settle=20,timeout=1,reply_timeout=1,backoff=100,backoff_max=200",
+          spool=os.path.join(root, "spool2"), mnt=os.path.join(root, "mnt2"))
+m.write("training/slow/b.json", b'{"slow": 2}')
+ok = wait_until(lambda: "no reply within 1 s" in m.xattr("training/slow/b.json", "result"), 15)
+t.ok(ok, "past reply_timeout= the request is given up and retried",
+     m.xattr("training/slow/b.json", "result"))
+emu.control(delay_ms=0)
+rc, out, err = m.wait_done(timeout=30)
+t.eq((rc, m.xattr("training/slow/b.json"), len([x for x in emu.samples()
+                                                 if x["filename"] == "b.json"])),
+     (0, "uploaded", 1), "then uploaded, stored once (the resend was refused as ours)")
 m.stop()
 
 # ---- a damaged journal ----

@@ -21,7 +21,7 @@ m.write("training/car/good.jpg", b"\xff\xd8good")
 rc, out, err = m.wait_done()
 t.eq(rc, 1, "status exits 1 when something failed")
 t.eq(m.xattr("training/car/empty.jpg"), "failed", "the service's 400 gives failed")
-t.eq(m.xattr("training/car/empty.jpg", "result"), "HTTP 400: File is empty",
+t.eq(m.xattr("training/car/empty.jpg", "result"), "refused: File is empty",
      "user.ingest.result holds the server's message")
 t.eq(m.xattr("training/car/good.jpg"), "uploaded", "the other file of the request is stored")
 rc, out, err = m.status_cmd("--failed", m.mnt)

@@ -69,22 +69,37 @@ def broken(body, status=200, repeat=1, **extra):
 
 
 m.stop()
-m = Mount(root, emu.url, opts="settle=20,backoff=100,backoff_max=300,timeout=2",
+m = Mount(root, emu.url, opts="settle=20,backoff=100,backoff_max=300,timeout=2,reply_timeout=4",
           mnt=os.path.join(root, "mnt2"), spool=os.path.join(root, "spool2"))
-cases = [("not JSON", dict(body="<html>oops</html>")),
-         ("JSON of the wrong shape", dict(body='{"files": "nope", "success": 1}')),
-         ("a huge reply", dict(body="x", repeat=3 * 1024 * 1024)),
-         ("an empty reply", dict(body="")),
-         ("a trickled reply", dict(body='{"success": true}', trickle_ms=2500))]
-for i, (what, kw) in enumerate(cases):
+# A 200 that does not say what became of the file is final, as the official
+# clients treat it; a retry then learns it was stored (a duplicate of our
+# own copy).  A reply that breaks off is retried.
+cases = [("not JSON", dict(body="<html>oops</html>"), "failed"),
+         ("JSON of the wrong shape", dict(body='{"files": "nope", "success": 1}'), "failed"),
+         ("success:false in a 200", dict(body='{"success": false, "error": "Project full"}'),
+          "failed"),
+         ("a huge reply", dict(body="x", repeat=3 * 1024 * 1024), "retried"),
+         ("an empty reply", dict(body=""), "failed"),
+         ("a trickled reply", dict(body='{"success": true}', trickle_ms=2500), "retried")]
+for i, (what, kw, fate) in enumerate(cases):
     broken(kw["body"], repeat=kw.get("repeat", 1), trickle_ms=kw.get("trickle_ms", 0))
     rel = "training/r/reply%d.json" % i
     m.write(rel, b'{"case": %d}' % i)
-    ok = wait_until(lambda: "next attempt" in m.xattr(rel, "result"), 20)
-    t.ok(ok, "%s: retried, not trusted (%s)" % (what, m.xattr(rel, "result")[:70]))
+    if fate == "retried":
+        ok = wait_until(lambda: "next attempt" in m.xattr(rel, "result"), 20)
+        t.ok(ok, "%s: retried, not trusted (%s)" % (what, m.xattr(rel, "result")[:70]))
+    else:
+        ok = wait_until(lambda: m.xattr(rel) == "failed", 20)
+        t.ok(ok and "HTTP 200" in m.xattr(rel, "result"),
+             "%s: failed with the service's words, not retried for ever (%s)"
+             % (what, m.xattr(rel, "result")[:70]))
     emu.control(reply_status=0, trickle_ms=0)
+    if fate == "failed":
+        os.setxattr(m.path(rel), "user.ingest.status", b"retry")
     rc = m.wait_done(rel)[0]
     t.eq((rc, m.xattr(rel)), (0, "uploaded"), "%s: uploaded once the service behaves" % what)
+stored = [s for s in emu.samples() if s["filename"].startswith("reply")]
+t.eq(len(stored), len(cases), "each stored once", [s["filename"] for s in stored])
 broken('{"success": false, "error": "Bad things", "files": []}', status=400)
 m.write("training/r/final400.json", b'{"final": 400}')
 m.wait_done("training/r/final400.json")

@@ -139,10 +139,15 @@ def workdir(name):
 
 
 class Emulator:
-    """The project's fake ingestion service, on an ephemeral loopback port."""
+    """The project's fake ingestion service, on an ephemeral loopback port.
 
-    def __init__(self, root, *args, port=0):
+    It answers in the official clients' reply shape, or in the older one
+    with INGESTFS_EMULATOR_DIALECT=legacy (scripts/check-all.sh runs the
+    mount tests in both) or dialect="legacy"."""
+
+    def __init__(self, root, *args, port=0, dialect=None):
         self.root = root
+        self.dialect = dialect or os.environ.get("INGESTFS_EMULATOR_DIALECT", "official")
         self.log = os.path.join(root, "samples.jsonl")
         self.requests_log = os.path.join(root, "requests.jsonl")
         self.port_file = os.path.join(root, "port-%d" % id(self))
@@ -156,7 +161,8 @@ class Emulator:
         if os.path.exists(self.port_file):
             os.unlink(self.port_file)
         cmd = [sys.executable, EMULATOR, "--port", str(self.port), "--port-file", self.port_file,
-               "--log", self.log, "--requests-log", self.requests_log] + self.args
+               "--log", self.log, "--requests-log", self.requests_log,
+               "--dialect", self.dialect] + self.args
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                      stderr=open(os.path.join(self.root, "emulator.err"), "a"))
         if not wait_until(lambda: os.path.exists(self.port_file), 10):

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "clock.h"
 #include "layout.h"
@@ -132,7 +133,7 @@ static void test_retry_and_duplicates(void)
 	report_all(q, &b, QUEUE_FAILED, false);
 	queue_batch_free(&b);
 	is_int(state(q, 3), FILE_FAILED, "failed is final");
-	is_int(queue_retry(q, 3), 0, "retry of a failed file");
+	is_int(queue_retry(q, 3, false), 0, "retry of a failed file");
 	is_int(state(q, 3), FILE_PENDING, "retried file is pending");
 	queue_free(q);
 }
@@ -242,6 +243,37 @@ static void test_moves_keep_history(void)
 	queue_free(q);
 }
 
+/* The uploader's side of reading annotation files, with TEXT as content. */
+static size_t load_all(struct queue *q, const char *text)
+{
+	struct queue_load l[4];
+	size_t n = queue_take_loads(q, l, 4);
+
+	for (size_t i = 0; i < n; i++) {
+		struct annot_file *f = NULL;
+		char err[256] = "";
+
+		annot_parse(l[i].path, text, strlen(text), &f, err, sizeof(err));
+		queue_load_done(q, &l[i], f, err);
+		free(l[i].path);
+	}
+	return n;
+}
+
+static const char *result_of(struct queue *q, uint64_t ino)
+{
+	static char buf[512];
+	enum file_state s;
+
+	buf[0] = '\0';
+	queue_file_status(q, ino, &s, buf, sizeof(buf));
+	return buf;
+}
+
+#define BOX "[{\"label\":\"car\",\"x\":1,\"y\":2,\"width\":3,\"height\":4}]"
+#define BOXES_OF(files)                                                                            \
+	"{\"version\":1,\"type\":\"bounding-box-labels\",\"boundingBoxes\":{" files "}}"
+
 static void test_annotations(void)
 {
 	struct queue *q = new_queue(0);
@@ -253,19 +285,148 @@ static void test_annotations(void)
 	is_int(queue_take_batch(q, fake_now, &b), 0, "samples wait while their .labels is written");
 	queue_flushed(q, 1, 5);
 	queue_close_write(q, 1, 5);
-	is_int(queue_take_batch(q, fake_now, &b), 2, "then go with it");
-	is_str(b.items[0].path, "training/car/bounding_boxes.labels", "the .labels file first");
+	is_int(state(q, 1), FILE_PENDING, "a closed .labels waits to be read");
+	is_int(queue_take_batch(q, fake_now, &b), 0, "its samples wait for that too");
+	is_int(load_all(q, BOXES_OF("\"a.jpg\":" BOX ",\"b.jpg\":" BOX ",\"z.jpg\":" BOX)), 1,
+	       "the uploader is asked to read it");
+	is_int(queue_take_batch(q, fake_now, &b), 1, "then the sample goes, not the .labels");
+	is_str(b.items[0].path, "training/car/a.jpg", "the sample");
+	is_str(b.items[0].part[ANNOT_BOXES], BOX, "with its own boxes");
+	is_int(b.items[0].nfrom, 1, "naming the file they came from");
 	report_all(q, &b, QUEUE_UPLOADED, false);
 	queue_batch_free(&b);
+	is_int(state(q, 1), FILE_UPLOADED, "a .labels is uploaded once a request carried it");
+	ok(strstr(result_of(q, 1), "sent with 1 sample") &&
+		   strstr(result_of(q, 1), "2 entries name no file here"),
+	   "its result says with what, and what it names that is not here: %s", result_of(q, 1));
 	write_file(q, 3, "training/car/b.jpg", 10);
 	write_file(q, 4, "training/car/sub/c.jpg", 10);
-	is_int(queue_take_batch(q, fake_now, &b), 3, "a later sample brings the .labels again");
-	ok(b.items[0].companion && strstr(b.items[0].path, ".labels"), "as a companion, first");
-	report_all(q, &b, QUEUE_FAILED, false);
+	is_int(queue_take_batch(q, fake_now, &b), 2, "a later sample goes with it too");
+	ok(b.items[0].part[ANNOT_BOXES] && !b.items[1].part[ANNOT_BOXES],
+	   "only the sample of its own folder gets boxes");
+	report_all(q, &b, QUEUE_UPLOADED, false);
 	queue_batch_free(&b);
-	is_int(state(q, 1), FILE_UPLOADED, "a companion's result does not change the .labels");
-	write_file(q, 5, "training/bus/d.jpg", 10);
-	is_int(queue_take_batch(q, fake_now, &b), 1, "other folders do not carry it");
+	ok(strstr(result_of(q, 1), "sent with 2 sample") != NULL, "counted: %s", result_of(q, 1));
+	queue_free(q);
+}
+
+static void test_annotations_late_and_bad(void)
+{
+	struct queue *q = new_queue(0);
+	struct queue_batch b;
+
+	write_file(q, 2, "training/car/a.jpg", 10);
+	queue_take_batch(q, fake_now, &b);
+	report_all(q, &b, QUEUE_UPLOADED, false);
+	queue_batch_free(&b);
+	write_file(q, 1, "training/car/bounding_boxes.labels", 5);
+	load_all(q, BOXES_OF("\"a.jpg\":" BOX));
+	is_int(state(q, 1), FILE_FAILED, "a .labels after all its samples went: failed");
+	ok(strstr(result_of(q, 1), "came after") && strstr(result_of(q, 1), "resend"),
+	   "saying so, and how to send them again: %s", result_of(q, 1));
+	is_int(queue_retry(q, 1, true), 0, "resend on the .labels");
+	is_int(state(q, 2), FILE_PENDING, "sends its samples again");
+	load_all(q, BOXES_OF("\"a.jpg\":" BOX));
+	is_int(queue_take_batch(q, fake_now, &b), 1, "and they go");
+	ok(b.items[0].part[ANNOT_BOXES] != NULL, "this time with it");
+	report_all(q, &b, QUEUE_DUPLICATE, false);
+	queue_batch_free(&b);
+	is_int(state(q, 1), FILE_DUPLICATE, "all already in the project: the .labels says so");
+
+	write_file(q, 5, "training/bus/bounding_boxes.labels", 5);
+	write_file(q, 6, "training/bus/x.jpg", 10);
+	load_all(q, "{\"version\":1,\n\"type\": oops}");
+	is_int(state(q, 5), FILE_FAILED, "a malformed .labels fails");
+	ok(strstr(result_of(q, 5), "line 2") != NULL, "saying where: %s", result_of(q, 5));
+	is_int(queue_take_batch(q, fake_now, &b), 1, "its samples go as the folder says");
+	ok(!b.items[0].part[ANNOT_BOXES] && b.label && strcmp(b.label, "bus") == 0,
+	   "without boxes, with the folder's label");
+	queue_batch_free(&b);
+
+	/* One held open: its folder's samples wait, then go without. */
+	queue_open_write(q, 7, "training/van/bounding_boxes.labels");
+	queue_written(q, 7);
+	write_file(q, 8, "training/van/v.jpg", 10);
+	is_int(queue_take_batch(q, fake_now, &b), 0, "a .labels held open holds its samples");
+	is_int(queue_take_batch(q, fake_now + QUEUE_ANNOT_WAIT_MAX_MS, &b), 1,
+	       "for a bounded time");
+	ok(b.items[0].annotations_missed, "then they go, saying so");
+	queue_batch_free(&b);
+	queue_free(q);
+}
+
+static void test_info_labels(void)
+{
+	struct queue *q = new_queue(0);
+	struct queue_batch b;
+	const char *info =
+		"{\"version\":1,\"files\":["
+		"{\"path\":\"training/a.wav\",\"category\":\"training\",\"label\":{\"type\":"
+		"\"label\",\"label\":\"noise\"},\"metadata\":{\"site\":\"lab\"}},"
+		"{\"path\":\"training/b.wav\",\"category\":\"testing\",\"label\":{\"type\":"
+		"\"unlabeled\"}},"
+		"{\"path\":\"./training/"
+		"m.wav\",\"name\":\"renamed\",\"label\":{\"type\":\"multi-label\","
+		"\"labels\":[{\"label\":\"x\",\"startIndex\":0,\"endIndex\":9}]}},"
+		"{\"path\":\"../etc/passwd\",\"label\":{\"type\":\"label\",\"label\":\"p\"}}]}";
+
+	write_file(q, 1, "info.labels", 100);
+	write_file(q, 2, "training/a.wav", 10);
+	write_file(q, 3, "training/b.wav", 10);
+	write_file(q, 4, "training/m.wav", 10);
+	write_file(q, 5, "training/plain.wav", 10);
+	is_int(queue_take_batch(q, fake_now, &b), 0, "samples wait for the info.labels above them");
+	load_all(q, info);
+	is_int(queue_take_batch(q, fake_now, &b), 1, "each label and metadata its own request");
+	is_str(b.label, "noise", "the label from info.labels");
+	is_str(b.metadata, "{\"site\":\"lab\"}", "its metadata");
+	report_all(q, &b, QUEUE_UPLOADED, false);
+	queue_batch_free(&b);
+	ok(strstr(result_of(q, 2), "info.labels") != NULL,
+	   "the sample says where its label came from");
+	queue_take_batch(q, fake_now, &b);
+	is_int(b.category, 1, "category from info.labels");
+	is_int(b.label_mode, QUEUE_LABEL_NONE, "unlabeled");
+	report_all(q, &b, QUEUE_UPLOADED, false);
+	queue_batch_free(&b);
+	queue_take_batch(q, fake_now, &b);
+	is_int(b.label_mode, QUEUE_LABEL_PARTS, "multi-label: no x-label");
+	is_str(b.items[0].send_name, "renamed.wav", "sent under the entry's name");
+	ok(b.items[0].part[ANNOT_STRUCTURED] != NULL, "with its label ranges");
+	report_all(q, &b, QUEUE_UPLOADED, false);
+	queue_batch_free(&b);
+	queue_take_batch(q, fake_now, &b);
+	is_int(b.label_mode, QUEUE_LABEL_INFER, "a file it does not describe: as the folder says");
+	report_all(q, &b, QUEUE_UPLOADED, false);
+	queue_batch_free(&b);
+	is_int(state(q, 1), FILE_UPLOADED, "info.labels: done");
+	ok(strstr(result_of(q, 1), "never sent") && strstr(result_of(q, 1), "leave its folder"),
+	   "it says it was read here, and what it refused: %s", result_of(q, 1));
+	queue_free(q);
+}
+
+static void test_solo_and_names(void)
+{
+	struct queue *q = new_queue(0);
+	struct queue_batch b;
+
+	write_file(q, 1, "training/car/a.jpg", 10);
+	write_file(q, 2, "training/car/b.jpg", 10);
+	is_int(queue_take_batch(q, fake_now, &b), 2, "two in one request");
+	report_all(q, &b, QUEUE_SOLO, false);
+	queue_batch_free(&b);
+	is_int(queue_take_batch(q, fake_now, &b), 1, "refused together: each goes alone");
+	report_all(q, &b, QUEUE_DUPLICATE, false);
+	queue_batch_free(&b);
+	is_int(queue_take_batch(q, fake_now, &b), 1, "the other one too");
+	report_all(q, &b, QUEUE_UPLOADED, false);
+	queue_batch_free(&b);
+	ok(state(q, 1) != state(q, 2), "and each gets its own verdict");
+
+	write_file(q, 3, "training/car/x/0001.jpg", 10);
+	write_file(q, 4, "training/car/y/0001.jpg", 10);
+	is_int(queue_take_batch(q, fake_now, &b), 1,
+	       "two samples of one name never share a request");
 	queue_batch_free(&b);
 	queue_free(q);
 }
@@ -284,8 +445,12 @@ static void test_limits_and_pause(void)
 	queue_resume(q);
 	is_int(queue_take_batch(q, fake_now, &b), 1, "resumed queue sends");
 	queue_batch_free(&b);
-	for (uint64_t i = 10; i < 15; i++)
-		write_file(q, i, "training/x.json", 400);
+	for (uint64_t i = 10; i < 15; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "training/x%llu.json", (unsigned long long)i);
+		write_file(q, i, name, 400);
+	}
 	is_int(queue_take_batch(q, fake_now, &b), 2, "byte cap limits a batch");
 	queue_batch_free(&b);
 	for (uint64_t i = 100; i < 5000; i++)
@@ -343,6 +508,9 @@ int main(void)
 	test_renames();
 	test_moves_keep_history();
 	test_annotations();
+	test_annotations_late_and_bad();
+	test_info_labels();
+	test_solo_and_names();
 	test_limits_and_pause();
 	test_wakes_coalesce();
 	return done_testing();

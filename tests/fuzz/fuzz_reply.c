@@ -9,18 +9,21 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const char *const names[] = {"a.json", "b.wav", "car.01.jpg", "x", ".labels"};
+	static const char *const names[] = {"a.json", "img1.jpg", "img10.jpg", "x", "\xff.wav"};
 	struct reply_file out[5];
+	struct reply_request req = {.names = names};
 	long status;
 
 	if (size < 2)
 		return 0;
 	status = 100 + (data[0] | data[1] << 8) % 500;
-	reply_classify(status, (const char *)data + 2, size - 2, 1 + data[0] % 5, names, out);
-	for (size_t i = 0; i < 5 && i < 1u + data[0] % 5; i++) {
+	req.nsamples = 1 + data[0] % 5;
+	req.date_ids = data[1] & 1;
+	reply_classify(status, (const char *)data + 2, size - 2, &req, out);
+	for (size_t i = 0; i < req.nsamples; i++) {
 		/* Results end up in xattrs and logs: one printable line. */
 		if (memchr(out[i].text, '\n', strlen(out[i].text)) ||
-		    strlen(out[i].text) >= REPLY_TEXT_MAX)
+		    strlen(out[i].text) >= REPLY_TEXT_MAX || out[i].outcome > REPLY_SOLO)
 			abort();
 	}
 	return 0;

@@ -1,0 +1,643 @@
+/* queue_annot.c: annotation files in the queue (doc/internals.md
+ * "Annotation files").  A .labels file below a category, or an
+ * info.labels anywhere, is never sent as itself: once it has settled the
+ * uploader reads it (queue_take_loads, queue_load_done), and from then
+ * on each request carries, for each of its samples, that sample's
+ * entries.  Samples wait while an annotation file that may speak for
+ * them is still being written or read, for at most QUEUE_ANNOT_WAIT_MAX_MS.
+ *
+ * Its status follows what became of the samples it described: uploaded
+ * once one went with it, pending while some wait, failed when it came
+ * too late or named nothing here, duplicate when all its samples were
+ * already in the project.  Everything here runs under queue.lock. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "clock.h"
+#include "layout.h"
+#include "queue_i.h"
+
+#define RESULT_MAX 512
+
+struct annot_source {
+	struct entry *e;
+	uint64_t ino;
+	char *dir;                         /* the folder it speaks for; "" is the root */
+	bool info;                         /* info.labels: read here, never sent */
+	struct annot_file *file;           /* what was read; NULL until then, or on error */
+	char *error;                       /* why it could not be used */
+	bool due;                          /* settled: to be read */
+	bool loading;                      /* handed to the uploader */
+	bool fresh;                        /* new content: note samples it came too late for */
+	uint64_t generation;               /* the entry's generation when it was read */
+	size_t stored, duplicates, failed; /* samples that went with it */
+	size_t late;                       /* samples that went before it was read */
+	struct annot_source *next;         /* same bucket of the folder index */
+};
+
+/* ---- the index: folder -> sources ---- */
+
+static uint64_t dir_hash(const char *dir, size_t len)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)dir[i]) * 1099511628211ull;
+	return h;
+}
+
+static struct annot_source **bucket(struct source_index *ix, const char *dir, size_t len)
+{
+	return &ix->buckets[dir_hash(dir, len) & (ix->nbuckets - 1)];
+}
+
+static int index_grow(struct source_index *ix)
+{
+	size_t n = ix->nbuckets ? ix->nbuckets * 2 : 64;
+	struct annot_source **fresh = calloc(n, sizeof(*fresh));
+
+	if (!fresh)
+		return ix->nbuckets ? 0 : -ENOMEM; /* longer chains; still right */
+	for (size_t i = 0; i < ix->nbuckets; i++) {
+		struct annot_source *s = ix->buckets[i], *next;
+
+		for (; s; s = next) {
+			size_t b = dir_hash(s->dir, strlen(s->dir)) & (n - 1);
+
+			next = s->next;
+			s->next = fresh[b];
+			fresh[b] = s;
+		}
+	}
+	free(ix->buckets);
+	ix->buckets = fresh;
+	ix->nbuckets = n;
+	return 0;
+}
+
+static int index_add(struct source_index *ix, struct annot_source *s)
+{
+	struct annot_source **b;
+
+	if ((ix->count >= ix->nbuckets || !ix->buckets) && index_grow(ix) < 0)
+		return -ENOMEM;
+	b = bucket(ix, s->dir, strlen(s->dir));
+	s->next = *b;
+	*b = s;
+	ix->count++;
+	return 0;
+}
+
+static void index_remove(struct source_index *ix, struct annot_source *s)
+{
+	struct annot_source **pp;
+
+	if (!ix->buckets)
+		return;
+	for (pp = bucket(ix, s->dir, strlen(s->dir)); *pp; pp = &(*pp)->next) {
+		if (*pp == s) {
+			*pp = s->next;
+			ix->count--;
+			return;
+		}
+	}
+}
+
+/* The next source of folder DIR (LEN bytes) after AFTER (NULL: the first). */
+static struct annot_source *source_in(struct queue *q, const char *dir, size_t len,
+				      struct annot_source *after)
+{
+	struct annot_source *s;
+
+	if (!q->sources.count)
+		return NULL;
+	s = after ? after->next : *bucket(&q->sources, dir, len);
+	for (; s; s = s->next) {
+		if (strlen(s->dir) == len && memcmp(s->dir, dir, len) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+/* ---- which files are annotation files ---- */
+
+static const char *base_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+static bool is_annotation_path(const char *path)
+{
+	const char *base = base_of(path);
+	size_t n = strlen(base);
+
+	return n > 7 && strcasecmp(base + n - 7, ".labels") == 0 && !ignored_reason(path);
+}
+
+static void source_reset(struct annot_source *s)
+{
+	annot_free(s->file);
+	s->file = NULL;
+	free(s->error);
+	s->error = NULL;
+	s->stored = s->duplicates = s->failed = s->late = 0;
+}
+
+static void source_free(struct annot_source *s)
+{
+	source_reset(s);
+	free(s->dir);
+	free(s);
+}
+
+void annot_untrack(struct queue *q, struct entry *e)
+{
+	if (!e->source)
+		return;
+	index_remove(&q->sources, e->source);
+	source_free(e->source);
+	e->source = NULL;
+}
+
+void annot_track(struct queue *q, struct entry *e)
+{
+	struct annot_source *s;
+
+	annot_untrack(q, e);
+	if (!is_annotation_path(e->path))
+		return;
+	s = calloc(1, sizeof(*s));
+	if (!s || !(s->dir = strndup(e->path, dir_len(e->path))) || index_add(&q->sources, s) < 0)
+		goto oom;
+	s->e = e;
+	s->ino = e->ino;
+	s->info = strcmp(base_of(e->path), ANNOT_INFO_NAME) == 0;
+	s->fresh = true;
+	e->source = s;
+	return;
+oom:
+	/* Without a source it would go as a sample: make it say why not. */
+	if (s)
+		free(s->dir);
+	free(s);
+	e->state = FILE_FAILED;
+	entry_set_result(e, "out of memory: this annotation file is not used");
+}
+
+void annot_free_all(struct queue *q)
+{
+	for (size_t i = 0; i < q->sources.nbuckets; i++) {
+		struct annot_source *s = q->sources.buckets[i], *next;
+
+		for (; s; s = next) {
+			next = s->next;
+			s->e->source = NULL;
+			source_free(s);
+		}
+	}
+	free(q->sources.buckets);
+	memset(&q->sources, 0, sizeof(q->sources));
+}
+
+void annot_content_changed(struct queue *q, struct entry *e)
+{
+	if (!e->source)
+		return;
+	source_reset(e->source);
+	e->source->due = false;
+	e->source->fresh = true;
+}
+
+void annot_make_due(struct queue *q, struct entry *e, bool fresh)
+{
+	struct annot_source *s = e->source;
+
+	s->due = true;
+	s->fresh = s->fresh || fresh;
+	if (fresh) {
+		e->state = FILE_PENDING;
+		entry_set_result(e, "waiting to be read");
+	}
+	wake_uploader(q);
+}
+
+/* ---- reading ---- */
+
+size_t queue_take_loads(struct queue *q, struct queue_load *out, size_t max)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&q->lock);
+	for (size_t i = 0; i < q->sources.nbuckets && n < max; i++) {
+		for (struct annot_source *s = q->sources.buckets[i]; s && n < max; s = s->next) {
+			if (!s->due || s->loading || s->e->writers > 0 ||
+			    s->e->state == FILE_WRITING)
+				continue;
+			out[n].path = strdup(s->e->path);
+			if (!out[n].path)
+				break;
+			out[n].ino = s->ino;
+			out[n].generation = s->e->generation;
+			s->due = false;
+			s->loading = true;
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+	return n;
+}
+
+/* The entry that a source's KEY names (a file name, or for info.labels a
+ * path below its folder), if the queue knows it. */
+static struct entry *named_entry(struct queue *q, const struct annot_source *s, const char *key)
+{
+	char path[4096];
+
+	if ((size_t)snprintf(path, sizeof(path), "%s%s%s", s->dir, s->dir[0] ? "/" : "", key) >=
+	    sizeof(path))
+		return NULL;
+	return entry_find_path(q, path);
+}
+
+static bool is_sample(const struct entry *e)
+{
+	return e && !e->source && e->state != FILE_IGNORED;
+}
+
+/* Samples it names that went without it, before it was read. */
+static void count_late(struct queue *q, struct annot_source *s)
+{
+	for (size_t i = 0; i < annot_count(s->file); i++) {
+		struct entry *e = named_entry(q, s, annot_key(s->file, i));
+
+		if (is_sample(e) && (e->state == FILE_UPLOADED || e->state == FILE_DUPLICATE ||
+				     e->state == FILE_UPLOADING))
+			s->late++;
+	}
+}
+
+void queue_load_done(struct queue *q, const struct queue_load *load, struct annot_file *file,
+		     const char *err)
+{
+	struct entry *e;
+	struct annot_source *s;
+
+	pthread_mutex_lock(&q->lock);
+	e = entry_find(q, load->ino);
+	s = e ? e->source : NULL;
+	if (s)
+		s->loading = false;
+	/* Rewritten, moved or gone while it was read: it is read again. */
+	if (!s || e->generation != load->generation || s->due) {
+		annot_free(file);
+		goto out;
+	}
+	source_reset(s);
+	s->file = file;
+	s->error = file ? NULL : strdup(err ? err : "cannot be read");
+	s->generation = e->generation;
+	if (file && s->fresh)
+		count_late(q, s);
+	if (s->fresh || e->state == FILE_PENDING || !file)
+		annot_refresh(q, s);
+	s->fresh = false;
+	/* Its samples may go now. */
+	wake_uploader(q);
+out:
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* ---- what a sample's request carries ---- */
+
+static bool source_ready(const struct annot_source *s)
+{
+	return !s->due && !s->loading && s->e->state != FILE_WRITING && s->e->writers == 0;
+}
+
+struct queue_source_ref annot_ref(const struct annot_source *s)
+{
+	return (struct queue_source_ref){s->ino, s->generation};
+}
+
+static void plan_from(struct sample_plan *p, struct annot_source *s)
+{
+	for (unsigned i = 0; i < p->nfrom; i++) {
+		if (p->from[i] == s)
+			return;
+	}
+	if (p->nfrom < sizeof(p->from) / sizeof(p->from[0]))
+		p->from[p->nfrom++] = s;
+}
+
+/* A source not yet read: wait for it, or after long enough go without. */
+static bool wait_for(struct sample_plan *p, bool waited_long)
+{
+	if (!waited_long)
+		return true;
+	p->annotations_missed = true;
+	return false;
+}
+
+/* bounding_boxes.labels and the like in the sample's own folder, keyed
+ * by its file name, as the official uploader looks them up. */
+static bool plan_typed(struct queue *q, const struct entry *e, bool waited_long,
+		       struct sample_plan *p)
+{
+	size_t dlen = dir_len(e->path);
+	const char *base = base_of(e->path);
+
+	for (struct annot_source *s = source_in(q, e->path, dlen, NULL); s;
+	     s = source_in(q, e->path, dlen, s)) {
+		const char *v;
+		enum annot_kind k;
+
+		if (s->info)
+			continue;
+		if (!source_ready(s)) {
+			if (wait_for(p, waited_long))
+				return false;
+			continue;
+		}
+		if (!s->file)
+			continue;
+		k = annot_kind_of(s->file);
+		v = k < ANNOT_PART_KINDS && !p->part[k] ? annot_value(s->file, base) : NULL;
+		if (v) {
+			p->part[k] = v;
+			plan_from(p, s);
+		}
+	}
+	return true;
+}
+
+static void apply_info(struct queue *q, struct sample_plan *p, const struct annot_sample *smp,
+		       struct annot_source *s)
+{
+	if (smp->category >= 0)
+		p->category = smp->category;
+	switch (smp->label_mode) {
+	case ANNOT_LABEL_GIVEN:
+		p->label_mode = QUEUE_LABEL_GIVEN;
+		p->label = smp->label;
+		p->label_len = strlen(smp->label);
+		break;
+	case ANNOT_LABEL_NONE: p->label_mode = QUEUE_LABEL_NONE; break;
+	case ANNOT_LABEL_PARTS: p->label_mode = QUEUE_LABEL_PARTS; break;
+	case ANNOT_LABEL_FOLDER: break;
+	}
+	p->metadata = smp->metadata;
+	p->send_name = smp->name;
+	/* The folder's own annotation file wins, as with the official uploader. */
+	for (int k = 0; k < ANNOT_PART_KINDS; k++) {
+		if (!p->part[k])
+			p->part[k] = smp->part[k];
+	}
+	p->info = true;
+	plan_from(p, s);
+}
+
+static size_t parent_len(const char *path, size_t len)
+{
+	while (len > 0 && path[len - 1] != '/')
+		len--;
+	return len > 0 ? len - 1 : 0;
+}
+
+/* info.labels in the sample's folder or above; the nearest that
+ * describes it speaks for it. */
+static bool plan_info(struct queue *q, const struct entry *e, bool waited_long,
+		      struct sample_plan *p)
+{
+	size_t len = dir_len(e->path);
+
+	for (;;) {
+		for (struct annot_source *s = source_in(q, e->path, len, NULL); s;
+		     s = source_in(q, e->path, len, s)) {
+			const struct annot_sample *smp;
+
+			if (!s->info)
+				continue;
+			if (!source_ready(s)) {
+				if (wait_for(p, waited_long))
+					return false;
+				continue;
+			}
+			smp = s->file ? annot_sample_at(s->file, e->path + len + (len ? 1 : 0))
+				      : NULL;
+			if (smp) {
+				apply_info(q, p, smp, s);
+				return true;
+			}
+		}
+		if (len == 0)
+			return true;
+		len = parent_len(e->path, len);
+	}
+}
+
+static void plan_from_layout(const struct queue *q, const struct layout_path *lp,
+			     struct sample_plan *p)
+{
+	p->category = lp->category;
+	if (lp->label) {
+		p->label_mode = QUEUE_LABEL_GIVEN;
+		p->label = lp->label;
+		p->label_len = lp->label_len;
+	} else {
+		p->label_mode = q->cfg.no_label_infer ? QUEUE_LABEL_NONE : QUEUE_LABEL_INFER;
+	}
+}
+
+bool annot_plan(struct queue *q, struct entry *e, int64_t now, struct sample_plan *p)
+{
+	struct layout_path lp;
+	bool waited_long = now - e->due_ms >= QUEUE_ANNOT_WAIT_MAX_MS;
+
+	memset(p, 0, sizeof(*p));
+	if (e->source || layout_classify(e->path, &lp) < 0 || lp.kind != LAYOUT_ENTRY ||
+	    lp.category < 0)
+		return false;
+	plan_from_layout(q, &lp, p);
+	if (!q->sources.count)
+		return true;
+	return plan_typed(q, e, waited_long, p) && plan_info(q, e, waited_long, p);
+}
+
+/* ---- its status ---- */
+
+struct coverage {
+	size_t present, waiting;
+	const char *missing; /* a key that names no file here */
+	size_t nmissing;
+};
+
+static void cover(struct queue *q, const struct annot_source *s, struct coverage *c)
+{
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; s->file && i < annot_count(s->file); i++) {
+		struct entry *e = named_entry(q, s, annot_key(s->file, i));
+
+		if (!is_sample(e)) {
+			if (c->nmissing++ == 0)
+				c->missing = annot_key(s->file, i);
+			continue;
+		}
+		c->present++;
+		if (!state_is_final(e->state))
+			c->waiting++;
+	}
+}
+
+static int append(char *buf, size_t size, size_t *len, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int append(char *buf, size_t size, size_t *len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (*len >= size)
+		return -1;
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *len, size - *len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*len = *len + (size_t)n < size ? *len + (size_t)n : size;
+	return 0;
+}
+
+static const char resend_hint[] = "to send them again with it, delete them in Studio, then "
+				  "setfattr -n user.ingest.status -v resend on this file";
+
+/* The notes that go after the headline: what it could not do. */
+static void notes(const struct annot_source *s, const struct coverage *c, char *buf, size_t size,
+		  size_t *len)
+{
+	if (s->late && (s->stored || s->duplicates || c->waiting))
+		append(buf, size, len,
+		       "; %zu sample(s) had gone before it was read, without it (%s)", s->late,
+		       resend_hint);
+	if (c->nmissing && c->present)
+		append(buf, size, len, "; %zu entr%s name%s no file here (e.g. '%.80s')",
+		       c->nmissing, c->nmissing == 1 ? "y" : "ies", c->nmissing == 1 ? "s" : "",
+		       c->missing);
+	if (annot_skipped(s->file))
+		append(buf, size, len, "; %zu entr%s left out (%s)", annot_skipped(s->file),
+		       annot_skipped(s->file) == 1 ? "y" : "ies", annot_skip_note(s->file));
+	if (annot_refused(s->file))
+		append(buf, size, len,
+		       "; %zu path(s) leave its folder and were refused (e.g. '%s')",
+		       annot_refused(s->file), annot_refuse_note(s->file));
+}
+
+static enum file_state headline(const struct annot_source *s, const struct coverage *c, char *buf,
+				size_t size, size_t *len)
+{
+	const char *what = s->info ? "read here, never sent: the labels of" : "sent with";
+
+	if (s->stored) {
+		append(buf, size, len, "%s %zu sample(s)", what, s->stored);
+		return FILE_UPLOADED;
+	}
+	if (c->waiting) {
+		append(buf, size, len, "waiting for its %zu sample(s) to go", c->waiting);
+		return FILE_PENDING;
+	}
+	if (s->late) {
+		append(buf, size, len,
+		       "came after its %zu sample(s) had gone, so they went "
+		       "without it; %s",
+		       s->late, resend_hint);
+		return FILE_FAILED;
+	}
+	if (s->duplicates) {
+		append(buf, size, len, "every sample it describes was already in the project (%zu)",
+		       s->duplicates);
+		return FILE_DUPLICATE;
+	}
+	if (s->failed) {
+		append(buf, size, len, "its %zu sample(s) failed (see their results)", s->failed);
+		return FILE_FAILED;
+	}
+	if (annot_count(s->file))
+		append(buf, size, len, "none of the %zu files it names is here (e.g. '%.80s')",
+		       annot_count(s->file), c->missing ? c->missing : "");
+	else
+		append(buf, size, len, "it has no usable entries");
+	return FILE_FAILED;
+}
+
+static void set_state(struct queue *q, struct entry *e, enum file_state state, const char *text)
+{
+	bool changed = e->state != state || !e->result || strcmp(e->result, text) != 0;
+
+	e->state = state;
+	entry_set_result(e, text);
+	if (changed && state_is_final(state))
+		journal_note(q, e, JOURNAL_DONE);
+}
+
+void annot_refresh(struct queue *q, struct annot_source *s)
+{
+	char buf[RESULT_MAX];
+	size_t len = 0;
+	struct coverage c;
+	enum file_state state;
+
+	if (s->e->state == FILE_WRITING || s->e->state == FILE_IGNORED)
+		return;
+	if (!s->file) {
+		if (!s->error)
+			return;
+		snprintf(buf, sizeof(buf), "not used: %s; its samples go as their folder says",
+			 s->error);
+		set_state(q, s->e, FILE_FAILED, buf);
+		return;
+	}
+	cover(q, s, &c);
+	state = headline(s, &c, buf, sizeof(buf), &len);
+	notes(s, &c, buf, sizeof(buf), &len);
+	set_state(q, s->e, state, buf);
+}
+
+void annot_note_result(struct queue *q, uint64_t source_ino, uint64_t generation,
+		       enum queue_outcome outcome)
+{
+	struct entry *e = entry_find(q, source_ino);
+	struct annot_source *s = e ? e->source : NULL;
+
+	if (!s || !s->file || s->generation != generation)
+		return;
+	if (outcome == QUEUE_UPLOADED)
+		s->stored++;
+	else if (outcome == QUEUE_DUPLICATE)
+		s->duplicates++;
+	else
+		s->failed++;
+	annot_refresh(q, s);
+}
+
+void annot_retry(struct queue *q, struct entry *e, bool resend)
+{
+	struct annot_source *s = e->source;
+	int64_t now = clock_now_ms();
+
+	for (size_t i = 0; resend && s->file && i < annot_count(s->file); i++) {
+		struct entry *sample = named_entry(q, s, annot_key(s->file, i));
+
+		if (is_sample(sample) && state_is_final(sample->state))
+			entry_retry(q, sample, true, now);
+	}
+	source_reset(s);
+	e->generation++;
+	journal_note(q, e, JOURNAL_QUEUED);
+	annot_make_due(q, e, true);
+}

@@ -1,0 +1,140 @@
+/* queue_i.h: the queue's private parts, shared by the files that make up
+ * the queue (queue.c, queue_annot.c), as libfuse shares lib/fuse_i.h.
+ * Nothing outside the queue includes this.
+ *
+ * Locking: one mutex, queue.lock, guards every field of struct queue and
+ * of every entry and annotation source.  Every function declared here
+ * expects it held.  No I/O happens under it except journal appends (one
+ * write(2) each); the only call-out is the waker, which must not call
+ * back into the queue. */
+#ifndef INGESTFS_QUEUE_I_H
+#define INGESTFS_QUEUE_I_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "annot.h"
+#include "journal.h"
+#include "queue.h"
+
+enum entry_list { LIST_NONE, LIST_SETTLING, LIST_PENDING };
+
+struct annot_source;
+
+struct entry {
+	uint64_t ino;
+	char *path;
+	enum file_state state;
+	unsigned writers;
+	uint64_t generation;
+	uint64_t size;
+	int64_t due_ms; /* settle deadline or earliest next attempt */
+	unsigned attempts;
+	bool queue_now;              /* renamed into place: skip settle once closed */
+	bool maybe_sent;             /* an attempt for this content may have been stored */
+	bool seen;                   /* recovery: found in the spool */
+	bool solo;                   /* goes alone in its next request */
+	int write_error;             /* errno of a failed write in this writing session */
+	bool close_journaled;        /* the QUEUED record of this content is written */
+	unsigned dirty_handles;      /* open handles written since their last close */
+	struct annot_source *source; /* an annotation file: never sent itself */
+	char *parked_path;           /* where it was uploaded from, while hidden */
+	uint32_t published;          /* signature of the status last published */
+	enum file_state parked_state;
+	char *result;
+	struct entry *hash_next;
+	uint64_t path_hash;      /* the index by path, for front ends that */
+	struct entry *path_next; /* only know names (inotify) */
+	bool path_indexed;
+	struct entry *prev, *next;
+	enum entry_list list;
+};
+
+struct entry_list_head {
+	struct entry *head, *tail;
+};
+
+struct source_index {
+	struct annot_source **buckets; /* by folder */
+	size_t nbuckets, count;
+};
+
+struct queue {
+	pthread_mutex_t lock; /* guards everything below; see the top */
+	struct queue_config cfg;
+	struct entry **buckets;
+	size_t nbuckets, nentries;
+	struct entry **path_buckets;
+	size_t npath_buckets;
+	struct entry_list_head settling; /* ordered by due_ms: settle is constant */
+	struct entry_list_head pending;
+	bool paused;
+	struct journal *journal; /* NULL: nothing is persisted (unit tests) */
+	bool journal_failing;
+	struct source_index sources; /* annotation files, by folder */
+	void (*wake)(void *);
+	void *wake_arg;
+	/* The uploader looks again by planned_ms without being woken
+	 * (queue_tick), and one wake is enough until it looks. */
+	int64_t planned_ms;
+	bool wake_pending;
+	unsigned rand_state;
+};
+
+/* queue.c */
+struct entry *entry_find(struct queue *q, uint64_t ino);
+struct entry *entry_find_path(struct queue *q, const char *path);
+void entry_set_result(struct entry *e, const char *text);
+void journal_note(struct queue *q, const struct entry *e, enum journal_kind kind);
+void wake_uploader(struct queue *q);
+const char *ignored_reason(const char *path);
+bool state_is_final(enum file_state s);
+/* setfattr retry/resend on one file; whether anything was done. */
+bool entry_retry(struct queue *q, struct entry *e, bool resend, int64_t now);
+/* Length of PATH's folder part ("" for a name at the root). */
+size_t dir_len(const char *path);
+
+/* queue_annot.c: annotation files (see doc/internals.md). */
+
+/* Track or untrack E as an annotation file after its path was set. */
+void annot_track(struct queue *q, struct entry *e);
+void annot_untrack(struct queue *q, struct entry *e);
+/* New content is being written: what was read of it is stale. */
+void annot_content_changed(struct queue *q, struct entry *e);
+/* E settled (or was recovered): read it before its samples go. */
+void annot_make_due(struct queue *q, struct entry *e, bool fresh);
+
+/* What a sample's request carries, and which annotation files say so. */
+struct sample_plan {
+	int category;
+	enum queue_label label_mode;
+	const char *label; /* not NUL-terminated: LABEL_LEN bytes */
+	size_t label_len;
+	const char *metadata;  /* JSON, or NULL */
+	const char *send_name; /* name without extension, or NULL: the file's own */
+	const char *part[ANNOT_PART_KINDS];
+	struct annot_source *from[ANNOT_PART_KINDS + 1];
+	unsigned nfrom;
+	bool info;               /* info.labels had its say */
+	bool annotations_missed; /* an annotation file never became readable in time */
+};
+
+/* Plan E's request.  Returns false while E must wait for an annotation
+ * file that is still being written or read (at most QUEUE_ANNOT_WAIT_MAX_MS
+ * past NOW - E's due time). */
+bool annot_plan(struct queue *q, struct entry *e, int64_t now, struct sample_plan *plan);
+/* How a request names the annotation file S it carries entries of. */
+struct queue_source_ref annot_ref(const struct annot_source *s);
+/* A request carrying annotations from SOURCE ended for one of its
+ * samples with OUTCOME. */
+void annot_note_result(struct queue *q, uint64_t source_ino, uint64_t generation,
+		       enum queue_outcome outcome);
+/* The status and result of E's annotation file, from what is known. */
+void annot_refresh(struct queue *q, struct annot_source *s);
+/* Read an annotation file again (setfattr retry); with RESEND also send
+ * again the samples it names that went already. */
+void annot_retry(struct queue *q, struct entry *e, bool resend);
+void annot_free_all(struct queue *q);
+
+#endif
