@@ -9,4 +9,5 @@ $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends \
 	build-essential autoconf automake pkg-config \
 	libfuse3-dev fuse3 libcurl4-openssl-dev libcjson-dev \
-	python3 attr rsync ca-certificates openssl curl valgrind
+	python3 attr rsync ca-certificates openssl curl valgrind \
+	libglib2.0-bin libarchive-tools zip unzip

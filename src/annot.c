@@ -16,6 +16,7 @@
 
 #include "annot.h"
 #include "layout.h"
+#include "text.h"
 
 #define NOTE_MAX 200
 #define NDJSON_MARKER "{\"__ndjson\":true"
@@ -177,19 +178,10 @@ void annot_free(struct annot_file *f)
 
 /* ---- notes on entries left out ---- */
 
-/* Names and values from the file go into results and logs: one line,
- * no control characters (C0, DEL, or C1 as UTF-8). */
+/* Names and values from the file go into results and logs. */
 static const char *printable(char *dst, size_t size, const char *src)
 {
-	size_t o = 0;
-
-	for (const unsigned char *p = (const unsigned char *)src; *p && o + 1 < size; p++) {
-		bool c1 = p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F;
-
-		dst[o++] = (*p < 0x20 || *p == 0x7F || c1) ? '?' : (char)*p;
-		p += c1;
-	}
-	dst[o] = '\0';
+	text_escape(dst, size, src, strlen(src));
 	return dst;
 }
 

@@ -220,7 +220,8 @@ static int open_file(int dir_fd, const char *name, int extra, struct journal *j)
 {
 	struct stat st;
 
-	j->fd = openat(dir_fd, name, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | extra, 0600);
+	j->fd = openat(dir_fd, name, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | extra,
+		       0600);
 	if (j->fd < 0 || fstat(j->fd, &st) < 0)
 		return -errno;
 	j->size = (uint64_t)st.st_size;
@@ -397,10 +398,12 @@ int journal_replay(int state_fd, void (*apply)(void *arg, const struct journal_r
 	free(buf);
 	return 0;
 set_aside:
-	/* Not ours to read: keep it for a human, start from the spool. */
+	/* Not ours to read: keep it for a human, start from the spool.  If
+	 * it cannot be moved aside, it must not be overwritten either. */
 	free(buf);
 	stats->bad_header = true;
-	renameat(state_fd, JOURNAL_NAME, state_fd, JOURNAL_BAD);
+	if (renameat(state_fd, JOURNAL_NAME, state_fd, JOURNAL_BAD) < 0)
+		return -errno;
 	return 0;
 }
 

@@ -31,6 +31,7 @@ static const struct extension_type supported[] = {
 static const char *const junk_suffixes[] = {"~", ".swp", ".tmp", ".part", ".crdownload"};
 static const char *const junk_names[] = {"Thumbs.db", "desktop.ini"};
 static const char why_type[] = "file type not accepted by the service";
+static const char why_trash[] = "in the trash";
 
 size_t layout_category_count(void)
 {
@@ -170,6 +171,21 @@ static const char *root_file_ignored(const struct layout_path *lp)
 					     : "not inside a category folder";
 }
 
+/* The trash folders of the freedesktop.org spec that a file manager makes
+ * at the top of a mount: .Trash (shared, sticky) and .Trash-UID. */
+static bool is_trash_name(const char *name, size_t len)
+{
+	if (len == 6 && memcmp(name, ".Trash", 6) == 0)
+		return true;
+	if (len < 8 || memcmp(name, ".Trash-", 7) != 0)
+		return false;
+	for (size_t i = 7; i < len; i++) {
+		if (name[i] < '0' || name[i] > '9')
+			return false;
+	}
+	return true;
+}
+
 int layout_classify(const char *path, struct layout_path *out)
 {
 	size_t len;
@@ -185,15 +201,16 @@ int layout_classify(const char *path, struct layout_path *out)
 	}
 	len = component_len(path);
 	out->category = layout_category_find(path, len);
+	out->trash = is_trash_name(path, len);
 	if (path[len] == '\0') {
 		out->kind = LAYOUT_TOPLEVEL;
 		out->name = path;
-		out->ignored = root_file_ignored(out);
+		out->ignored = out->trash ? why_trash : root_file_ignored(out);
 		return 0;
 	}
 	out->kind = LAYOUT_ENTRY;
 	if (out->category < 0) {
-		out->ignored = "not inside a category folder";
+		out->ignored = out->trash ? why_trash : "not inside a category folder";
 		out->name = strrchr(path, '/') + 1;
 		return 0;
 	}
@@ -205,12 +222,23 @@ int layout_classify(const char *path, struct layout_path *out)
 	return 0;
 }
 
+const char *layout_ignored(const char *path)
+{
+	struct layout_path lp;
+
+	if (layout_classify(path, &lp) < 0 || lp.kind == LAYOUT_ROOT)
+		return "not inside a category folder";
+	return lp.ignored;
+}
+
 int layout_check_dir(const char *path)
 {
 	struct layout_path lp;
 
 	if (layout_classify(path, &lp) < 0)
 		return -EINVAL;
+	if (lp.trash)
+		return 0;
 	if (lp.kind != LAYOUT_ENTRY || lp.category < 0)
 		return -EPERM;
 	if (lp.depth == 1 && layout_has_control_chars(lp.name, strlen(lp.name)))
@@ -239,7 +267,7 @@ int layout_check_file(const char *path)
 
 	if (layout_classify(path, &lp) < 0)
 		return -EINVAL;
-	if (lp.kind == LAYOUT_TOPLEVEL && root_takes_file(&lp))
+	if (lp.trash || (lp.kind == LAYOUT_TOPLEVEL && root_takes_file(&lp)))
 		return 0;
 	if (lp.kind != LAYOUT_ENTRY || lp.category < 0)
 		return -EPERM;

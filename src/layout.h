@@ -28,6 +28,7 @@ struct layout_path {
 	const char *name;    /* last component */
 	unsigned depth;      /* components below the category (file = 1 at top) */
 	const char *ignored; /* why it is never uploaded, or NULL */
+	bool trash;          /* in (or is) .Trash or .Trash-UID at the root */
 };
 
 /* Categories exposed as folders at the root, in table order: indexes
@@ -46,11 +47,15 @@ int layout_service_category_find(const char *name);
 /* Split a path.  Returns 0, or -EINVAL for a path that is not relative. */
 int layout_classify(const char *path, struct layout_path *out);
 
+/* Why the file at PATH is never uploaded, or NULL. */
+const char *layout_ignored(const char *path);
+
 /* Why a regular file of this base name is never uploaded, or NULL. */
 const char *layout_ignored_name(const char *name);
 
 /* mkdir/rename checks for a directory at PATH: 0, -EPERM (the root is
- * fixed) or -EINVAL (a label name that could not be sent as a header). */
+ * fixed but for the trash folders of file managers) or -EINVAL (a label
+ * name that could not be sent as a header). */
 int layout_check_dir(const char *path);
 /* create/rename checks for a file at PATH: 0 or -EPERM. */
 int layout_check_file(const char *path);

@@ -8,6 +8,7 @@
 #include <syslog.h>
 
 #include "log.h"
+#include "text.h"
 
 static enum log_level current_level = LOG_LEVEL_INFO;
 static bool to_syslog;
@@ -37,38 +38,21 @@ int log_level_parse(const char *name, enum log_level *out)
 	return -1;
 }
 
-/* File names go into messages: a name with a newline must not forge a log
- * line, nor an escape sequence reach a terminal. */
-static void escape_controls(char *line, size_t size)
-{
-	char out[1024];
-	size_t o = 0;
-
-	for (const char *p = line; *p && o + 5 < sizeof(out); p++) {
-		unsigned char c = (unsigned char)*p;
-
-		if (c < 0x20 || c == 0x7f)
-			o += (size_t)snprintf(out + o, sizeof(out) - o, "\\x%02x", c);
-		else
-			out[o++] = (char)c;
-	}
-	out[o] = '\0';
-	snprintf(line, size, "%s", out);
-}
-
 void log_msg(enum log_level level, const char *fmt, ...)
 {
 	static const int syslog_prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
 	static const char *const prefix[] = {"error: ", "warning: ", "", "debug: "};
-	char line[1024];
+	char raw[1024], line[1024];
 	va_list ap;
 
 	if (level > current_level)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
-	escape_controls(line, sizeof(line));
+	/* File names go into messages: a name with a newline must not forge
+	 * a log line, nor an escape sequence reach a terminal. */
+	text_escape(line, sizeof(line), raw, sizeof(raw));
 	if (to_syslog)
 		syslog(syslog_prio[level], "%s%s", prefix[level], line);
 	else

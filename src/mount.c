@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fs.h"
 #include "log.h"
@@ -67,12 +68,16 @@ static int check_mountpoint(struct mount_state *m)
 static int open_spool(struct mount_state *m)
 {
 	char *dir = m->svc.opt.spool ? strdup(m->svc.opt.spool) : spool_default_dir(m->mountpoint);
+	char err[512];
 	int rc;
 
 	if (!dir)
 		return service_fail("cannot choose a spool directory: set -o spool=DIR");
 	rc = service_open(&m->svc, dir, NULL, NULL);
 	free(dir);
+	if (rc == 0 && m->svc.opt.owner &&
+	    spool_set_owner(&m->svc.spool, m->svc.opt.owner, err, sizeof(err)) < 0)
+		rc = service_fail("%s", err);
 	return rc;
 }
 
@@ -132,6 +137,10 @@ int mount_main(int argc, char **argv)
 	bool exit_now;
 	int rc;
 
+	/* What users make in the mount gets exactly the mode they asked for
+	 * (the kernel applied their umask); our own files and folders are
+	 * made with explicit modes. */
+	umask(0);
 	rc = service_parse(&m.svc, argc, argv, "mountpoint", &exit_now);
 	if (rc || exit_now)
 		goto out;

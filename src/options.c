@@ -25,6 +25,7 @@ void options_init(struct options *o)
 	o->backoff_max_ms = 300000;
 	o->timeout_s = 120;
 	o->reply_timeout_s = 1200;
+	o->annotation_wait_s = 60;
 	o->log_level = LOG_LEVEL_INFO;
 }
 
@@ -51,6 +52,7 @@ void options_free(struct options *o)
 	free(o->cafile);
 	free(o->fuse_opts);
 	free(o->metadata);
+	free(o->owner);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -208,6 +210,10 @@ int options_set(struct options *o, const char *key, const char *value, bool from
 		return parse_uint(key, value, 1, 3600, &o->timeout_s, err, errsz);
 	if (strcmp(key, "reply_timeout") == 0)
 		return parse_uint(key, value, 1, 86400, &o->reply_timeout_s, err, errsz);
+	if (strcmp(key, "annotation_wait") == 0)
+		return parse_uint(key, value, 1, 3600, &o->annotation_wait_s, err, errsz);
+	if (strcmp(key, "owner") == 0)
+		return set_string(&o->owner, key, value, err, errsz);
 	if (strcmp(key, "backoff_max") == 0)
 		return parse_uint(key, value, 1, 300000, &o->backoff_max_ms, err, errsz);
 	if (strcmp(key, "allow_duplicates") == 0)
@@ -427,6 +433,8 @@ void options_usage(FILE *out)
 	      "  backoff_max=MS       longest retry delay, at most 5 minutes (300000)\n"
 	      "  timeout=S            give up on a request without progress for S s (120)\n"
 	      "  reply_timeout=S      wait this long for the reply to a sent request (1200)\n"
+	      "  annotation_wait=S    samples wait this long for their .labels file (60)\n"
+	      "  owner=USER[:GROUP]   who may write in the categories (root and categories)\n"
 	      "  allow_duplicates     do not ask the service to refuse duplicates\n"
 	      "  add_date_id          make stored sample names unique\n"
 	      "  no_label_infer       files directly under a category get no label\n"

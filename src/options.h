@@ -27,8 +27,10 @@ struct options {
 	unsigned batch;
 	unsigned backoff_ms;
 	unsigned backoff_max_ms;
-	unsigned timeout_s;       /* a transfer without progress this long is abandoned */
-	unsigned reply_timeout_s; /* how long the service may take to answer a sent request */
+	unsigned timeout_s;         /* a transfer without progress this long is abandoned */
+	unsigned reply_timeout_s;   /* how long the service may take to answer a sent request */
+	unsigned annotation_wait_s; /* samples wait this long for an annotation file of theirs */
+	char *owner;                /* USER[:GROUP] of the mount root and categories, or NULL */
 	bool allow_duplicates, add_date_id, no_label_infer, insecure;
 	bool no_passthrough; /* file data through the daemon even where the kernel could pass it */
 	enum log_level log_level;

@@ -271,11 +271,7 @@ void journal_note(struct queue *q, const struct entry *e, enum journal_kind kind
 
 const char *ignored_reason(const char *path)
 {
-	struct layout_path lp;
-
-	if (layout_classify(path, &lp) < 0 || lp.kind == LAYOUT_ROOT)
-		return "not inside a category folder";
-	return lp.ignored;
+	return layout_ignored(path);
 }
 
 /* Call whenever an entry's path is set. */
@@ -369,6 +365,8 @@ struct queue *queue_new(const struct queue_config *cfg)
 	if (!q)
 		return NULL;
 	q->cfg = *cfg;
+	if (!q->cfg.annotation_wait_ms)
+		q->cfg.annotation_wait_ms = 60000;
 	q->planned_ms = INT64_MAX;
 	if (q->cfg.batch_max == 0)
 		q->cfg.batch_max = 1;
@@ -668,6 +666,10 @@ void queue_renamed(struct queue *q, const char *from, const char *to, uint64_t i
 		}
 		goto out;
 	}
+	/* Another name of the file (a hard link) moved, not the one we know
+	 * it by: the file stays where it is. */
+	if (from[0] && strcmp(e->path, from) != 0)
+		goto out;
 	np = strdup(to);
 	if (size != QUEUE_SIZE_UNKNOWN)
 		e->size = size; /* fresh from the rename: a close may not have known it */

@@ -40,11 +40,11 @@ struct queue_config {
 	unsigned linger_ms;       /* a small batch waits this long for more while files settle */
 	bool written_outside;     /* watch mode: others write the files, maybe still now */
 	bool no_label_infer;      /* files right under a category go unlabeled */
+	/* Samples wait for an annotation file of theirs that is being written
+	 * or read for at most this long past their due time, then go without
+	 * it (0: the default, a minute). */
+	unsigned annotation_wait_ms;
 };
-
-/* Samples wait for an annotation file of theirs that is being written or
- * read for at most this long past their due time, then go without it. */
-#define QUEUE_ANNOT_WAIT_MAX_MS 60000
 
 /* An annotation file whose entries a request carries. */
 struct queue_source_ref {

@@ -4,7 +4,7 @@
  * uploader reads it (queue_take_loads, queue_load_done), and from then
  * on each request carries, for each of its samples, that sample's
  * entries.  Samples wait while an annotation file that may speak for
- * them is still being written or read, for at most QUEUE_ANNOT_WAIT_MAX_MS.
+ * them is still being written or read, for at most cfg.annotation_wait_ms.
  *
  * Its status follows what became of the samples it described: uploaded
  * once one went with it, pending while some wait, failed when it came
@@ -459,7 +459,7 @@ static void plan_from_layout(const struct queue *q, const struct layout_path *lp
 bool annot_plan(struct queue *q, struct entry *e, int64_t now, struct sample_plan *p)
 {
 	struct layout_path lp;
-	bool waited_long = now - e->due_ms >= QUEUE_ANNOT_WAIT_MAX_MS;
+	bool waited_long = now - e->due_ms >= (int64_t)q->cfg.annotation_wait_ms;
 
 	memset(p, 0, sizeof(*p));
 	if (e->source || layout_classify(e->path, &lp) < 0 || lp.kind != LAYOUT_ENTRY ||

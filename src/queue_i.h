@@ -121,7 +121,7 @@ struct sample_plan {
 };
 
 /* Plan E's request.  Returns false while E must wait for an annotation
- * file that is still being written or read (at most QUEUE_ANNOT_WAIT_MAX_MS
+ * file that is still being written or read (at most cfg.annotation_wait_ms
  * past NOW - E's due time). */
 bool annot_plan(struct queue *q, struct entry *e, int64_t now, struct sample_plan *plan);
 /* How a request names the annotation file S it carries entries of. */

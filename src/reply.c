@@ -11,24 +11,20 @@
 #include <cjson/cJSON.h>
 
 #include "reply.h"
+#include "text.h"
 
 #define UNTIED (-1)
 #define CONFLICT (-2)
 
 void reply_sanitize(char *dst, size_t dstsz, const char *src, size_t srclen)
 {
-	size_t o = 0;
+	size_t o = text_escape(dst, dstsz, src, srclen);
 
-	for (size_t i = 0; i < srclen && o + 1 < dstsz; i++) {
-		unsigned char c = (unsigned char)src[i];
-
-		if (c == '\0')
-			break;
-		dst[o++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
-	}
+	/* A body's trailing newline is no part of the message. */
+	while (o >= 4 && (strcmp(dst + o - 4, "\\x0a") == 0 || strcmp(dst + o - 4, "\\x0d") == 0))
+		dst[o -= 4] = '\0';
 	while (o > 0 && dst[o - 1] == ' ')
-		o--;
-	dst[o] = '\0';
+		dst[--o] = '\0';
 }
 
 static void set_all(const struct reply_request *req, struct reply_file out[],

@@ -8,11 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 
 #include "apikey.h"
+#include "fdbudget.h"
 #include "log.h"
 #include "notify.h"
 #include "service.h"
@@ -43,6 +46,9 @@ int service_parse(struct service *s, int argc, char **argv, const char *what, bo
 	int rc = 0;
 
 	*exit_now = false;
+	/* The key is in this process's memory: no core dump, no ptrace by
+	 * the same user. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	spool_init(&s->spool);
 	options_init(&s->opt);
 	if (cfg && options_load_config(&s->opt, cfg, err, sizeof(err)) < 0)
@@ -142,6 +148,8 @@ static int open_queue(struct service *s)
 		.backoff_max_ms = s->opt.backoff_max_ms,
 		.linger_ms = 100,
 		.written_outside = s->written_outside,
+		.no_label_infer = s->opt.no_label_infer,
+		.annotation_wait_ms = s->opt.annotation_wait_s * 1000,
 	});
 	return s->queue ? recover_queue(s) : service_fail("out of memory");
 }
@@ -152,6 +160,10 @@ int service_open(struct service *s, const char *spool_dir, const char *files_dir
 	char err[512];
 	int rc;
 
+	/* Open files of the mount, each a descriptor here, must not starve the
+	 * uploader: it keeps a socket and a file per request, and the journal,
+	 * inotify and FUSE need a few. */
+	fdbudget_init(64 + 2 * s->opt.concurrency);
 	/* curl wants this before any thread exists. */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return service_fail("cannot initialise libcurl");
@@ -179,9 +191,16 @@ int service_start(struct service *s)
 	int rc;
 
 	hup_target = s->uploader;
-	sigaction(SIGHUP, &sa, NULL);
+	if (sigaction(SIGHUP, &sa, NULL) < 0)
+		log_warn("cannot catch SIGHUP (%s): a new key is noticed only when its file "
+			 "changes",
+			 strerror(errno));
 	if (s->opt.insecure)
 		log_warn("TLS certificates are not verified (insecure): for test servers only");
+	if (strncasecmp(s->opt.url, "http://", 7) == 0)
+		log_warn("url=%s is plain HTTP: the API key and the files travel in clear "
+			 "(use https:// unless the service is on this machine)",
+			 s->opt.url);
 	rc = uploader_start(s->uploader);
 	if (rc < 0) {
 		log_error("cannot start the upload thread: %s", strerror(-rc));

@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include <dirent.h>
+#include <grp.h>
+#include <pwd.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -15,6 +17,9 @@
 
 #include "layout.h"
 #include "spool.h"
+
+/* libfuse's name for an open file that was unlinked (fs_init). */
+#define FUSE_HIDDEN ".fuse_hidden"
 
 static int mkdir_p(const char *path, mode_t mode)
 {
@@ -45,19 +50,57 @@ static int open_subdir(int parent, const char *name, mode_t mode)
 	return fd < 0 ? -errno : fd;
 }
 
+/* A folder of ours with MODE whatever the umask, when we make it. */
+static int make_dir(int parent, const char *name, mode_t mode)
+{
+	bool fresh = faccessat(parent, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0;
+	int fd = open_subdir(parent, name, mode), rc = 0;
+
+	if (fd < 0)
+		return fd;
+	if (fresh && fchmod(fd, mode) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+/* Whatever our umask, writers (a camera's user) must get in. */
 static int create_categories(int files_fd)
 {
 	for (size_t i = 0; i < layout_category_count(); i++) {
-		const char *name = layout_category_name((int)i);
-		bool fresh = faccessat(files_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0;
-		int fd = open_subdir(files_fd, name, 0755);
+		int rc = make_dir(files_fd, layout_category_name((int)i), 0755);
 
-		if (fd < 0)
-			return fd;
-		/* Whatever our umask, writers (a camera's user) must get in. */
-		if (fresh)
-			fchmod(fd, 0755);
-		close(fd);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* A shared trash folder (freedesktop.org: .Trash, sticky), so that a file
+ * manager's "Move to Trash" works for users who may not make folders at
+ * the root of a mount root started. */
+static int create_trash(int files_fd)
+{
+	return make_dir(files_fd, ".Trash", 01777);
+}
+
+/* A spool or state folder others can write to would let them plant links
+ * where a daemon, maybe root, writes its state: refuse it. */
+static int check_private(int fd, const char *where, char *err, size_t errsz)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errsz, "cannot use %s: %s", where, strerror(errno));
+		return -1;
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & 022)) {
+		snprintf(err, errsz,
+			 "%s is %s: refusing it, since others could plant links in it "
+			 "(chown it to this user and chmod go-w)",
+			 where,
+			 st.st_uid != geteuid() ? "owned by another user" : "writable by others");
+		return -1;
 	}
 	return 0;
 }
@@ -100,12 +143,24 @@ int spool_open(struct spool *s, const char *dir, char *err, size_t errsz)
 		dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		rc = dirfd < 0 ? -errno : 0;
 	}
+	if (rc == 0 && check_private(dirfd, dir, err, errsz) < 0) {
+		close(dirfd);
+		spool_close(s);
+		return -1;
+	}
 	if (rc == 0)
 		rc = s->files_fd = open_subdir(dirfd, "files", 0755); /* the mount root */
 	if (rc >= 0)
 		rc = s->state_fd = open_subdir(dirfd, "state", 0700);
+	if (rc >= 0 && check_private(s->state_fd, "its state folder", err, errsz) < 0) {
+		close(dirfd);
+		spool_close(s);
+		return -1;
+	}
 	if (rc >= 0)
 		rc = create_categories(s->files_fd);
+	if (rc >= 0)
+		rc = create_trash(s->files_fd);
 	if (dirfd >= 0)
 		close(dirfd);
 	s->dir = strdup(dir);
@@ -169,6 +224,8 @@ int spool_open_split(struct spool *s, const char *files_dir, const char *state_d
 			 strerror(-rc));
 		goto fail;
 	}
+	if (check_private(s->state_fd, state_dir, err, errsz) < 0)
+		goto fail;
 	if (lock_state(s, state_dir, err, errsz) < 0)
 		goto fail;
 	s->files_path = strdup(real);
@@ -180,6 +237,59 @@ int spool_open_split(struct spool *s, const char *files_dir, const char *state_d
 fail:
 	spool_close(s);
 	return -1;
+}
+
+/* "camera", "1001", "camera:video", "1001:44". */
+static int parse_owner(const char *owner, uid_t *uid, gid_t *gid, bool *group_given)
+{
+	char user[256], *colon, *end;
+	const struct passwd *pw;
+	const struct group *gr;
+	unsigned long n;
+
+	snprintf(user, sizeof(user), "%s", owner);
+	colon = strchr(user, ':');
+	if (colon)
+		*colon++ = '\0';
+	*group_given = colon && *colon;
+	pw = getpwnam(user);
+	n = strtoul(user, &end, 10);
+	if (!pw && (*end || end == user))
+		return -ENOENT;
+	*uid = pw ? pw->pw_uid : (uid_t)n;
+	*gid = pw ? pw->pw_gid : (gid_t)n;
+	if (!*group_given)
+		return 0;
+	gr = getgrnam(colon);
+	n = strtoul(colon, &end, 10);
+	if (!gr && (*end || end == colon))
+		return -ENOENT;
+	*gid = gr ? gr->gr_gid : (gid_t)n;
+	return 0;
+}
+
+int spool_set_owner(struct spool *s, const char *owner, char *err, size_t errsz)
+{
+	bool group;
+	uid_t uid;
+	gid_t gid;
+
+	if (parse_owner(owner, &uid, &gid, &group) < 0) {
+		snprintf(err, errsz, "option 'owner': no such user or group in '%s'", owner);
+		return -1;
+	}
+	for (int i = -1; i < (int)layout_category_count(); i++) {
+		const char *name = i < 0 ? "." : layout_category_name(i);
+
+		if (fchownat(s->files_fd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    fchmodat(s->files_fd, name, group ? 0775 : 0755, 0) < 0) {
+			snprintf(err, errsz, "option 'owner': cannot give %s%s to %s: %s%s",
+				 s->files_path, i < 0 ? "" : "/...", owner, strerror(errno),
+				 errno == EPERM ? " (it needs ingestfs to run as root)" : "");
+			return -1;
+		}
+	}
+	return 0;
 }
 
 /* "/home/ana/ei mount" -> "home-ana-ei%20mount": one flat, readable name. */
@@ -257,7 +367,11 @@ static long scan_dir(struct queue *q, int dirfd, const char *rel, unsigned depth
 			continue;
 		if (asprintf(&path, "%s%s%s", rel, *rel ? "/" : "", de->d_name) < 0)
 			break;
-		if (S_ISREG(st.st_mode)) {
+		if (S_ISREG(st.st_mode) &&
+		    strncmp(de->d_name, FUSE_HIDDEN, strlen(FUSE_HIDDEN)) == 0) {
+			/* Unlinked by its user while open, then we stopped. */
+			unlinkat(dirfd, de->d_name, 0);
+		} else if (S_ISREG(st.st_mode)) {
 			queue_reconcile(q, (uint64_t)st.st_ino, path, (uint64_t)st.st_size);
 			found++;
 		} else if (S_ISDIR(st.st_mode) && depth < 256) {

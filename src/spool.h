@@ -33,6 +33,11 @@ char *spool_default_state_dir(const char *watched);
  * $XDG_STATE_HOME/ingestfs/<escaped mountpoint>, or /var/lib/ingestfs/... as root. */
 char *spool_default_dir(const char *mountpoint);
 
+/* owner=USER[:GROUP]: the mount root and the categories belong to USER
+ * (and GROUP, with group write), so that a camera's user may write there
+ * on a mount root started.  0, or -1 with ERR set. */
+int spool_set_owner(struct spool *s, const char *owner, char *err, size_t errsz);
+
 /* Reconcile the queue with every file already in the spool.  Returns the
  * number of files found, or -errno. */
 long spool_scan(struct spool *s, struct queue *q);

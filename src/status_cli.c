@@ -22,6 +22,11 @@
 #include "layout.h"
 #include "queue.h"
 #include "status_cli.h"
+#include "text.h"
+#include "vocab.h"
+
+/* What a link is, for the listing: the daemon keeps no status on it. */
+#define SYMLINK_RESULT "a symbolic link: never followed or uploaded"
 
 /* --wait polls often enough to return soon after the last upload, but
  * counts for at most about 1/20 of the time: a summary costs the daemon a
@@ -87,7 +92,7 @@ static bool is_watched(const char *path)
 	if (!realpath(path, buf))
 		return false;
 	for (;;) {
-		if (getxattr(buf, "user.ingest.watch", v, sizeof(v)) >= 0)
+		if (getxattr(buf, XATTR_WATCH, v, sizeof(v)) >= 0)
 			return true;
 		slash = strrchr(buf, '/');
 		if (!slash || slash == buf)
@@ -104,7 +109,7 @@ static int count_file_status(const char *path, const struct stat *st, struct tot
 	const char *name = strrchr(path, '/');
 	int s;
 
-	if (read_xattr(path, "user.ingest.status", buf, sizeof(buf)) < 0)
+	if (read_xattr(path, XATTR_STATUS, buf, sizeof(buf)) < 0)
 		/* Not published yet (a moment after it was written). */
 		s = layout_ignored_name(name ? name + 1 : path) ? FILE_IGNORED : FILE_PENDING;
 	else
@@ -133,12 +138,16 @@ static int count_path(const char *path, struct totals *t)
 	struct stat st;
 	int rc;
 
-	if (stat(path, &st) < 0)
+	if (lstat(path, &st) < 0)
 		return -errno;
+	if (S_ISLNK(st.st_mode)) {
+		t->n[FILE_IGNORED]++;
+		return 0;
+	}
 	if (S_ISDIR(st.st_mode)) {
 		unsigned long long done, all;
 
-		rc = read_xattr(path, "user.ingest.summary", buf, sizeof(buf));
+		rc = read_xattr(path, XATTR_SUMMARY, buf, sizeof(buf));
 		if (rc < 0 && is_watched(path)) {
 			walk_totals = t;
 			return nftw(path, walk_count_one, 32, FTW_PHYS | FTW_MOUNT) < 0 ? -errno
@@ -146,14 +155,14 @@ static int count_path(const char *path, struct totals *t)
 		}
 		if (rc < 0)
 			return rc;
-		if (read_xattr(path, "user.ingest.bytes", buf + 256, sizeof(buf) - 256) == 0 &&
+		if (read_xattr(path, XATTR_BYTES, buf + 256, sizeof(buf) - 256) == 0 &&
 		    sscanf(buf + 256, "done=%llu total=%llu", &done, &all) == 2) {
 			t->done_bytes += done;
 			t->total_bytes += all;
 		}
 		return parse_summary(buf, t);
 	}
-	rc = read_xattr(path, "user.ingest.status", buf, sizeof(buf));
+	rc = read_xattr(path, XATTR_STATUS, buf, sizeof(buf));
 	if (rc < 0 && !is_watched(path))
 		return rc;
 	return count_file_status(path, &st, t);
@@ -270,32 +279,46 @@ static int wait_for(const struct status_args *a, struct totals *t, const char **
 static const struct status_args *walk_args;
 static cJSON *walk_json;
 
+/* Names and results come from users and the service: escaped, they can
+ * neither forge a line nor drive the terminal, and JSON stays UTF-8. */
+static void print_file(const char *path, const char *status, const char *result)
+{
+	char safe_path[PATH_MAX * 4], safe_result[4096];
+
+	text_escape(safe_path, sizeof(safe_path), path, strlen(path));
+	text_escape(safe_result, sizeof(safe_result), result, strlen(result));
+	if (walk_json) {
+		cJSON *o = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(o, "path", safe_path);
+		cJSON_AddStringToObject(o, "status", status);
+		cJSON_AddStringToObject(o, "result", safe_result);
+		cJSON_AddItemToArray(walk_json, o);
+	} else {
+		printf("%-9s %s%s%s\n", status, safe_path, safe_result[0] ? "  " : "", safe_result);
+	}
+}
+
 static void emit_file(const char *path)
 {
 	char status[64], result[1024];
 
-	if (read_xattr(path, "user.ingest.status", status, sizeof(status)) < 0)
+	if (read_xattr(path, XATTR_STATUS, status, sizeof(status)) < 0 ||
+	    state_from_name(status) < 0)
 		return;
 	if (walk_args->failed_only && strcmp(status, "failed") != 0)
 		return;
-	if (read_xattr(path, "user.ingest.result", result, sizeof(result)) < 0)
+	if (read_xattr(path, XATTR_RESULT, result, sizeof(result)) < 0)
 		result[0] = '\0';
-	if (walk_json) {
-		cJSON *o = cJSON_CreateObject();
-
-		cJSON_AddStringToObject(o, "path", path);
-		cJSON_AddStringToObject(o, "status", status);
-		cJSON_AddStringToObject(o, "result", result);
-		cJSON_AddItemToArray(walk_json, o);
-	} else {
-		printf("%-9s %s%s%s\n", status, path, result[0] ? "  " : "", result);
-	}
+	print_file(path, status, result);
 }
 
 static int walk_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
 	if (type == FTW_F && S_ISREG(st->st_mode))
 		emit_file(path);
+	else if (type == FTW_SL && !walk_args->failed_only)
+		print_file(path, "ignored", SYMLINK_RESULT);
 	return 0;
 }
 

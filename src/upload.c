@@ -22,6 +22,7 @@
 
 #include "annot.h"
 #include "apikey.h"
+#include "beneath.h"
 #include "clock.h"
 #include "layout.h"
 #include "log.h"
@@ -36,8 +37,13 @@
 #define MOVED_RECHECK_MS 1000
 #define SUMMARY_EVERY_MS (10 * 60 * 1000)
 
+/* A sample part.  Its file is opened only while curl reads it, so a
+ * request of a thousand files holds one descriptor, not a thousand. */
 struct upload_part {
-	int fd;
+	int fd;     /* -1 when not being read */
+	int dir_fd; /* the folder its path is below (the spool's files) */
+	const char *path;
+	uint64_t ino; /* the file we checked when the request was built */
 	bool skipped; /* already reported without being sent */
 	uint64_t size, offset;
 	char why[128]; /* why it was skipped, for the result */
@@ -179,6 +185,21 @@ void uploader_request_key_reload(struct uploader *u)
 
 /* ---- streaming file bodies ---- */
 
+/* The file the part was built from, or -1 when it is gone or another
+ * file took its name: the request is then abandoned, and the queue,
+ * which has learnt of the change, sends the right content. */
+static int part_open(struct upload_part *p)
+{
+	struct stat st;
+
+	p->fd = beneath_open(p->dir_fd, p->path, O_RDONLY | O_NOFOLLOW | O_NOCTTY, 0);
+	if (p->fd >= 0 && (fstat(p->fd, &st) < 0 || (uint64_t)st.st_ino != p->ino)) {
+		close(p->fd);
+		p->fd = -1;
+	}
+	return p->fd;
+}
+
 static size_t part_read(char *buf, size_t size, size_t nitems, void *arg)
 {
 	struct upload_part *p = arg;
@@ -189,11 +210,17 @@ static size_t part_read(char *buf, size_t size, size_t nitems, void *arg)
 		return 0;
 	if (want > p->size - p->offset)
 		want = (size_t)(p->size - p->offset);
+	if (p->fd < 0 && part_open(p) < 0)
+		return CURL_READFUNC_ABORT;
 	n = pread(p->fd, buf, want, (off_t)p->offset);
 	/* A file that shrank under us: abort, it will be sent again. */
 	if (n <= 0)
 		return CURL_READFUNC_ABORT;
 	p->offset += (uint64_t)n;
+	if (p->offset >= p->size) {
+		close(p->fd);
+		p->fd = -1;
+	}
 	return (size_t)n;
 }
 
@@ -278,10 +305,14 @@ static int open_part(struct upload_job *job, size_t i, struct queue_result *res)
 	struct upload_part *p = &job->parts[i];
 	struct stat st;
 
-	p->fd = openat(job->u->files_fd, it->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-	if (p->fd < 0 && errno != ENOENT && errno != ELOOP) {
+	p->dir_fd = job->u->files_fd;
+	p->path = it->path;
+	p->ino = it->ino;
+	p->fd = beneath_open(p->dir_fd, it->path, O_RDONLY | O_NOFOLLOW | O_NOCTTY, 0);
+	if (p->fd < 0 && p->fd != -ENOENT && p->fd != -ELOOP && p->fd != -ENOTDIR) {
 		/* EACCES, EMFILE...: back off like any failed attempt. */
-		snprintf(p->why, sizeof(p->why), "cannot open the spool file: %s", strerror(errno));
+		snprintf(p->why, sizeof(p->why), "cannot open the spool file: %s",
+			 strerror(-p->fd));
 		res->outcome = QUEUE_RETRY;
 		res->text = p->why;
 		goto skip;
@@ -301,6 +332,8 @@ static int open_part(struct upload_job *job, size_t i, struct queue_result *res)
 		goto skip;
 	}
 	p->size = (uint64_t)st.st_size;
+	close(p->fd);
+	p->fd = -1;
 	return 0;
 skip:
 	if (p->fd >= 0)
@@ -562,11 +595,11 @@ static int read_whole(int dir_fd, const struct queue_load *l, char **text, size_
 {
 	struct stat st;
 	size_t got = 0;
-	int fd = openat(dir_fd, l->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY), rc = 0;
+	int fd = beneath_open(dir_fd, l->path, O_RDONLY | O_NOFOLLOW | O_NOCTTY, 0), rc = 0;
 
 	*text = NULL;
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_ino != l->ino) {
 		rc = -ESTALE;
 	} else if ((uint64_t)st.st_size > ANNOT_FILE_MAX) {

@@ -25,10 +25,12 @@
 #define FUSE_USE_VERSION 312
 #include <fuse.h> /* fuse_daemonize */
 
+#include "beneath.h"
 #include "clock.h"
 #include "layout.h"
 #include "log.h"
 #include "service.h"
+#include "vocab.h"
 #include "watch.h"
 
 #define WATCH_MASK                                                                                 \
@@ -75,7 +77,20 @@ static char *join(const char *dir, const char *name)
 
 static int stat_rel(struct watcher *w, const char *rel, struct stat *st)
 {
-	return fstatat(w->files_fd, *rel ? rel : ".", st, AT_SYMLINK_NOFOLLOW);
+	const char *name;
+	int dir = beneath_parent(w->files_fd, *rel ? rel : ".", &name), rc;
+
+	if (dir < 0) {
+		errno = -dir;
+		return -1;
+	}
+	rc = fstatat(dir, name, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	close(dir);
+	if (rc < 0) {
+		errno = -rc;
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- inodes being written (inotify has no "opened for writing") ---- */
@@ -265,24 +280,44 @@ static void watch_limit_message(void)
 
 /* Watch REL and everything below it.  With NEW_FILES, files found are
  * queued as new: a folder created or moved in after the watch began. */
+/* A watch on the folder FD, which beneath_open reached without a link:
+ * by its descriptor, so a folder swapped for a link meanwhile is not it. */
+static int add_watch(struct watcher *w, int fd, const char *rel)
+{
+	char path[PATH_MAX];
+	int wd;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	wd = inotify_add_watch(w->inotify_fd, path, WATCH_MASK & ~IN_DONT_FOLLOW);
+	if (wd >= 0 || errno != ENOENT)
+		return wd;
+	/* No /proc: by name, not following the last component. */
+	snprintf(path, sizeof(path), "%s%s%s", w->svc.spool.files_path, *rel ? "/" : "", rel);
+	return inotify_add_watch(w->inotify_fd, path, WATCH_MASK);
+}
+
 static int watch_tree(struct watcher *w, const char *rel, bool new_files, unsigned depth)
 {
-	char abs[PATH_MAX];
 	struct dirent *de;
 	DIR *d;
 	int wd, fd, rc = 0;
 
-	snprintf(abs, sizeof(abs), "%s%s%s", w->svc.spool.files_path, *rel ? "/" : "", rel);
-	wd = inotify_add_watch(w->inotify_fd, abs, WATCH_MASK);
+	fd = beneath_open(w->files_fd, *rel ? rel : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	if (fd < 0)
+		return 0; /* gone meanwhile */
+	wd = add_watch(w, fd, rel);
 	if (wd < 0) {
-		if (errno == ENOSPC)
+		rc = -errno;
+		close(fd);
+		if (rc == -ENOSPC)
 			watch_limit_message();
-		return -errno;
+		return rc;
 	}
-	if (wd_set(w, wd, rel) < 0 || depth > MAX_DEPTH)
+	if (wd_set(w, wd, rel) < 0 || depth > MAX_DEPTH) {
+		close(fd);
 		return -ENOMEM;
+	}
 	/* Listed after the watch exists, so nothing created meanwhile is lost. */
-	fd = openat(w->files_fd, *rel ? rel : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	d = fd >= 0 ? fdopendir(fd) : NULL;
 	while (d && rc != -ENOSPC && (de = readdir(d))) {
 		struct stat st;
@@ -490,28 +525,43 @@ static void read_events(struct watcher *w)
 
 /* ---- status on the real files ---- */
 
+/* Set (VALUE) or remove (NULL) an attribute of the file or folder REL,
+ * reached without following a link: users may swap a folder for one, and
+ * we may be root.  0 or -errno. */
+static int set_attr(struct watcher *w, const char *rel, const char *name, const char *value)
+{
+	char proc[64];
+	struct stat st;
+	int fd = beneath_open(w->files_fd, *rel ? rel : ".", O_PATH | O_NOFOLLOW, 0), rc = 0;
+
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
+		rc = -EPERM;
+	/* The descriptor's own file, whatever its name now says. */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (rc == 0 &&
+	    (value ? setxattr(proc, name, value, strlen(value), 0) : removexattr(proc, name)) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
 static void publish_one(void *arg, const char *path, enum file_state state, const char *result)
 {
 	struct watcher *w = arg;
-	char abs[PATH_MAX];
-	const char *name = file_state_name(state);
+	int rc;
 
 	if (!w->xattrs_ok)
 		return;
-	snprintf(abs, sizeof(abs), "%s/%s", w->svc.spool.files_path, path);
-	if (lsetxattr(abs, "user.ingest.status", name, strlen(name), 0) < 0) {
-		if (errno == ENOTSUP || errno == EOPNOTSUPP) {
-			log_warn(
-				"%s does not keep user xattrs: see the status with ingestfs status",
-				w->svc.spool.files_path);
-			w->xattrs_ok = false;
-		}
-		return;
+	rc = set_attr(w, path, XATTR_STATUS, file_state_name(state));
+	if (rc == -ENOTSUP || rc == -EOPNOTSUPP) {
+		log_warn("%s does not keep user xattrs: see the status with ingestfs status",
+			 w->svc.spool.files_path);
+		w->xattrs_ok = false;
 	}
-	if (result && *result)
-		lsetxattr(abs, "user.ingest.result", result, strlen(result), 0);
-	else
-		lremovexattr(abs, "user.ingest.result");
+	if (rc == 0)
+		set_attr(w, path, XATTR_RESULT, result && *result ? result : NULL);
 }
 
 /* ---- the loop ---- */
@@ -567,13 +617,8 @@ static int run(struct watcher *w)
  * xattrs on folders, so it adds up the files' own). */
 static void mark_watched(struct watcher *w)
 {
-	char abs[PATH_MAX];
-
-	for (int i = -1; i < (int)layout_category_count(); i++) {
-		snprintf(abs, sizeof(abs), "%s/%s", w->svc.spool.files_path,
-			 i < 0 ? "" : layout_category_name(i));
-		lsetxattr(abs, "user.ingest.watch", "1", 1, 0);
-	}
+	for (int i = -1; i < (int)layout_category_count(); i++)
+		set_attr(w, i < 0 ? "" : layout_category_name(i), XATTR_WATCH, "1");
 }
 
 static int open_watch(struct watcher *w)

@@ -216,7 +216,8 @@ class Mount:
     def command(self, url, options):
         return [BIN, "-f", "-o", options, self.mnt]
 
-    def __init__(self, root, url, key=GOOD_KEY, opts="", spool=None, env=None, mnt=None):
+    def __init__(self, root, url, key=GOOD_KEY, opts="", spool=None, env=None, mnt=None,
+                 wrap=()):
         self.root = root
         self.mnt = mnt or os.path.join(root, "mnt")
         self.spool = spool or os.path.join(root, "spool")
@@ -230,7 +231,7 @@ class Mount:
             options += ",api_key_file=" + self.key_file
         if opts:
             options += "," + opts
-        self.cmd = self.command(url, options)
+        self.cmd = list(wrap) + self.command(url, options)
         if os.environ.get("INGESTFS_VALGRIND") == "1":
             # Any invalid access or definite leak makes the exit status 99,
             # which every test that unmounts checks.
@@ -341,9 +342,10 @@ class Watcher(Mount):
 
     log_name = "watch.log"
 
-    def __init__(self, root, url, key=GOOD_KEY, opts="", state=None, env=None, folder=None):
+    def __init__(self, root, url, key=GOOD_KEY, opts="", state=None, env=None, folder=None,
+                 wrap=()):
         super().__init__(root, url, key=key, opts=opts, spool=state or os.path.join(root, "state"),
-                         env=env, mnt=folder or os.path.join(root, "watched"))
+                         env=env, mnt=folder or os.path.join(root, "watched"), wrap=wrap)
 
     def command(self, url, options):
         options = options.replace("spool=", "state=")
@@ -367,3 +369,38 @@ class Watcher(Mount):
 
     def journal(self):
         return os.path.join(self.spool, "journal")
+
+
+# ---- other users ----
+
+# Users with no account: what a camera's service user is to the mount.
+CAMERA_UID = 4242
+OTHER_UID = 4243
+# The system's Python: a developer's (pyenv, venv) may be out of their reach.
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def require_root(t, why):
+    """Tests that act as other users need root to become them."""
+    if os.geteuid() != 0:
+        skip_all("%s needs root" % why)
+
+
+def as_user(uid, *cmd, cwd=None, input=None, timeout=120, env=None):
+    """Run CMD as UID (and the same gid, no other groups); returns
+    (exit status, stdout, stderr) as text."""
+    home = "/tmp/ingestfs-home-%d" % uid
+    os.makedirs(home, exist_ok=True)
+    os.chown(home, uid, uid)
+    e = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8",
+         "GIO_USE_VFS": "local", "XDG_DATA_HOME": os.path.join(home, ".local/share")}
+    e.update(env or {})
+    r = subprocess.run(["setpriv", "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups",
+                        "--"] + list(cmd), cwd=cwd, input=input, capture_output=True,
+                       text=True, timeout=timeout, env=e)
+    return r.returncode, r.stdout, r.stderr
+
+
+def user_python(uid, code, cwd=None, timeout=120):
+    """Run Python CODE as UID; returns (status, stdout, stderr)."""
+    return as_user(uid, SYSTEM_PYTHON, "-c", code, cwd=cwd, timeout=timeout)

@@ -1,0 +1,359 @@
+/* fs_names.c: folders and names: mkdir, rmdir, readdir, unlink, rename,
+ * hard and symbolic links (fs_i.h has the thread model).  The layout
+ * decides what may be made where (layout.h); the queue learns of every
+ * name a regular file gains or loses. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "beneath.h"
+#include "fdbudget.h"
+#include "fs_i.h"
+#include "layout.h"
+
+/* libfuse keeps an open file that was unlinked under this name until its
+ * last close (fs_init): never shown, never uploaded. */
+#define HIDDEN_PREFIX ".fuse_hidden"
+
+struct fs_dir {
+	DIR *dp;
+	uid_t uid;
+	struct dirent *entry;
+	off_t offset;
+};
+
+/* ---- folders ---- */
+
+int fs_mkdir(const char *path, mode_t mode)
+{
+	const char *name;
+	int rc = layout_check_dir(rel(path)), dir;
+
+	if (rc < 0)
+		return rc;
+	dir = beneath_parent(ctx()->files_fd, rel(path), &name);
+	if (dir < 0)
+		return dir;
+	rc = mkdirat(dir, name, fs_without_privileges(mode, true)) < 0 ? -errno : 0;
+	if (rc == 0)
+		fs_give_to_caller(dir, name, -1);
+	close(dir);
+	return rc;
+}
+
+int fs_rmdir(const char *path)
+{
+	struct layout_path lp;
+	const char *name;
+	int dir, rc;
+
+	if (layout_classify(rel(path), &lp) < 0 || (lp.kind != LAYOUT_ENTRY && !lp.trash))
+		return -EPERM;
+	dir = beneath_parent(ctx()->files_fd, rel(path), &name);
+	if (dir < 0)
+		return dir;
+	rc = unlinkat(dir, name, AT_REMOVEDIR) < 0 ? -errno : 0;
+	close(dir);
+	return rc;
+}
+
+int fs_opendir(const char *path, struct fuse_file_info *fi)
+{
+	struct fs_dir *d = calloc(1, sizeof(*d));
+	int fd, rc;
+
+	if (!d)
+		return -ENOMEM;
+	d->uid = fuse_get_context()->uid;
+	if ((rc = fdbudget_take(d->uid)) < 0) {
+		free(d);
+		return rc;
+	}
+	fd = beneath_open(ctx()->files_fd, rel(path), O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	d->dp = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d->dp) {
+		rc = fd < 0 ? fd : -errno;
+		if (fd >= 0)
+			close(fd);
+		fdbudget_give(d->uid);
+		free(d);
+		return rc;
+	}
+	fi->fh = (uintptr_t)d;
+	return 0;
+}
+
+int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t offset,
+	       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+	struct fs_dir *d = (struct fs_dir *)(uintptr_t)fi->fh;
+
+	if (offset != d->offset) {
+		seekdir(d->dp, offset);
+		d->entry = NULL;
+		d->offset = offset;
+	}
+	for (;;) {
+		enum fuse_fill_dir_flags fill = 0;
+		struct stat st;
+		off_t next;
+
+		if (!d->entry) {
+			d->entry = readdir(d->dp);
+			if (!d->entry)
+				break;
+		}
+		next = telldir(d->dp);
+		if (strncmp(d->entry->d_name, HIDDEN_PREFIX, strlen(HIDDEN_PREFIX)) == 0)
+			goto skip;
+		memset(&st, 0, sizeof(st));
+		st.st_ino = d->entry->d_ino;
+		st.st_mode = (mode_t)DTTOIF(d->entry->d_type);
+		/* Attributes now save `ls -l` a LOOKUP round trip per entry. */
+		if ((flags & FUSE_READDIR_PLUS) &&
+		    fstatat(dirfd(d->dp), d->entry->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			fill = FUSE_FILL_DIR_PLUS;
+		if (filler(buf, d->entry->d_name, &st, next, fill))
+			break;
+	skip:
+		d->entry = NULL;
+		d->offset = next;
+	}
+	return 0;
+}
+
+int fs_releasedir(const char *path, struct fuse_file_info *fi)
+{
+	struct fs_dir *d = (struct fs_dir *)(uintptr_t)fi->fh;
+
+	closedir(d->dp);
+	fdbudget_give(d->uid);
+	free(d);
+	return 0;
+}
+
+/* ---- a file known by several names (hard links) ---- */
+
+/* Another name of INO below the folder REL (relative path), into OUT. */
+static bool other_name_below(int dir, const char *rel_dir, uint64_t ino, const char * not,
+			     char *out, size_t size, unsigned depth)
+{
+	DIR *d = fdopendir(dir);
+	struct dirent *de;
+	bool found = false;
+
+	if (!d) {
+		close(dir);
+		return false;
+	}
+	while (!found && (de = readdir(d))) {
+		char path[PATH_MAX];
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		    (size_t)snprintf(path, sizeof(path), "%s%s%s", rel_dir, *rel_dir ? "/" : "",
+				     de->d_name) >= sizeof(path))
+			continue;
+		if (de->d_type == DT_REG && de->d_ino == ino && strcmp(path, not ) != 0) {
+			snprintf(out, size, "%s", path);
+			found = true;
+		} else if (de->d_type == DT_DIR && depth < 64) {
+			int sub = openat(dirfd(d), de->d_name,
+					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (sub >= 0)
+				found = other_name_below(sub, path, ino, not, out, size, depth + 1);
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+/* The name REL of a file with other names is going: a queue that knew the
+ * file by it follows it to another one (its folder first, then the mount). */
+static void name_gone(const char *rel_path, const struct stat *st)
+{
+	struct queue *q = ctx()->q;
+	const char *slash = strrchr(rel_path, '/');
+	char known[PATH_MAX], other[PATH_MAX], dir[PATH_MAX];
+	int fd;
+
+	if (!queue_path_of(q, (uint64_t)st->st_ino, known, sizeof(known)) ||
+	    strcmp(known, rel_path) != 0)
+		return;
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - rel_path) : 0, rel_path);
+	fd = beneath_open(ctx()->files_fd, dir[0] ? dir : ".", O_RDONLY | O_DIRECTORY, 0);
+	if (fd >= 0 &&
+	    other_name_below(fd, dir, (uint64_t)st->st_ino, rel_path, other, sizeof(other), 63))
+		goto found;
+	fd = beneath_open(ctx()->files_fd, ".", O_RDONLY | O_DIRECTORY, 0);
+	if (fd < 0 ||
+	    !other_name_below(fd, "", (uint64_t)st->st_ino, rel_path, other, sizeof(other), 0)) {
+		queue_removed(q, (uint64_t)st->st_ino);
+		return;
+	}
+found:
+	queue_renamed(q, rel_path, other, (uint64_t)st->st_ino, (uint64_t)st->st_size, false);
+}
+
+/* ---- names ---- */
+
+int fs_unlink(const char *path)
+{
+	struct stat st;
+	const char *name;
+	int dir, rc;
+	bool known;
+
+	if (layout_check_file(rel(path)) < 0)
+		return -EPERM;
+	dir = beneath_parent(ctx()->files_fd, rel(path), &name);
+	if (dir < 0)
+		return dir;
+	known = fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+	rc = unlinkat(dir, name, 0) < 0 ? -errno : 0;
+	close(dir);
+	if (rc < 0 || !known)
+		return rc;
+	if (st.st_nlink > 1)
+		name_gone(rel(path), &st);
+	else
+		queue_removed(ctx()->q, (uint64_t)st.st_ino);
+	return 0;
+}
+
+static int check_rename(const char *from, const char *to, bool is_dir)
+{
+	int rc = layout_check_file(from);
+
+	if (rc < 0)
+		return rc;
+	return is_dir ? layout_check_dir(to) : layout_check_file(to);
+}
+
+/* What the queue must learn after FROM became TO (SRC), over DST. */
+static void renamed(const char *from, const char *to, const struct stat *src,
+		    const struct stat *dst, bool replaced)
+{
+	struct queue *q = ctx()->q;
+
+	if (replaced && S_ISREG(dst->st_mode) && dst->st_ino != src->st_ino) {
+		if (dst->st_nlink > 1)
+			name_gone(to, dst);
+		else
+			queue_removed(q, (uint64_t)dst->st_ino);
+	}
+	/* A link or anything else is not the queue's; a second name of a
+	 * file moving is not the file moving (queue_renamed checks). */
+	if (S_ISREG(src->st_mode) || S_ISDIR(src->st_mode))
+		queue_renamed(q, from, to, (uint64_t)src->st_ino, (uint64_t)src->st_size,
+			      S_ISDIR(src->st_mode));
+}
+
+int fs_rename(const char *from, const char *to, unsigned int flags)
+{
+	struct stat src, dst;
+	const char *nfrom, *nto;
+	int dfrom, dto = -1, rc;
+	bool replaced;
+
+	/* Swapping two files would need two queue moves at once; no writer
+	 * we know of needs it. */
+	if (flags & RENAME_EXCHANGE)
+		return -EINVAL;
+	dfrom = beneath_parent(ctx()->files_fd, rel(from), &nfrom);
+	if (dfrom < 0)
+		return dfrom;
+	dto = beneath_parent(ctx()->files_fd, rel(to), &nto);
+	rc = dto < 0 ? dto : fstatat(dfrom, nfrom, &src, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	if (rc == 0)
+		rc = check_rename(rel(from), rel(to), S_ISDIR(src.st_mode));
+	if (rc < 0)
+		goto out;
+	replaced = fstatat(dto, nto, &dst, AT_SYMLINK_NOFOLLOW) == 0;
+	if (renameat2(dfrom, nfrom, dto, nto, flags) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	renamed(rel(from), rel(to), &src, &dst, replaced);
+out:
+	close(dfrom);
+	if (dto >= 0)
+		close(dto);
+	return rc;
+}
+
+/* A second name: the file keeps the one the queue knows it by, so it is
+ * never sent twice; only a file the queue ignores under its first name
+ * (a temporary) goes under the new one. */
+int fs_link(const char *from, const char *to)
+{
+	struct stat st;
+	const char *nfrom, *nto;
+	char known[PATH_MAX];
+	int dfrom, dto = -1, rc = layout_check_file(rel(to));
+
+	if (rc < 0)
+		return rc;
+	dfrom = beneath_parent(ctx()->files_fd, rel(from), &nfrom);
+	if (dfrom < 0)
+		return dfrom;
+	dto = beneath_parent(ctx()->files_fd, rel(to), &nto);
+	rc = dto < 0 ? dto : linkat(dfrom, nfrom, dto, nto, 0) < 0 ? -errno : 0;
+	if (rc == 0 && fstatat(dto, nto, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+	    queue_path_of(ctx()->q, (uint64_t)st.st_ino, known, sizeof(known)) &&
+	    layout_ignored(known) && !layout_ignored(rel(to)))
+		queue_renamed(ctx()->q, known, rel(to), (uint64_t)st.st_ino, (uint64_t)st.st_size,
+			      false);
+	close(dfrom);
+	if (dto >= 0)
+		close(dto);
+	return rc;
+}
+
+/* Kept as it is, never followed by the daemon, never uploaded. */
+int fs_symlink(const char *target, const char *path)
+{
+	const char *name;
+	int rc = layout_check_file(rel(path)), dir;
+
+	if (rc < 0)
+		return rc;
+	dir = beneath_parent(ctx()->files_fd, rel(path), &name);
+	if (dir < 0)
+		return dir;
+	rc = symlinkat(target, dir, name) < 0 ? -errno : 0;
+	if (rc == 0)
+		fs_give_to_caller(dir, name, -1);
+	close(dir);
+	return rc;
+}
+
+int fs_readlink(const char *path, char *buf, size_t size)
+{
+	const char *name;
+	int dir = beneath_parent(ctx()->files_fd, rel(path), &name);
+	ssize_t n;
+
+	if (dir < 0)
+		return dir;
+	n = size ? readlinkat(dir, name, buf, size - 1) : -1;
+	if (n >= 0)
+		buf[n] = '\0';
+	close(dir);
+	return n < 0 ? -errno : 0;
+}
+
+/* Fifos, sockets and device nodes are no samples, and a device node
+ * would be a way around the permissions of the spool's disk. */
+int fs_mknod(const char *path, mode_t mode, dev_t rdev)
+{
+	return -EPERM;
+}

@@ -1,0 +1,16 @@
+/* text.h: text from outside (file names, the service's words, annotation
+ * files) made safe for a terminal, a log line, an extended attribute or
+ * JSON.  Control characters (C0, DEL, and C1 written as UTF-8) and bytes
+ * that are not UTF-8 (a raw 8-bit C1 among them) become \xNN, so a name
+ * can neither forge a line nor move a terminal's cursor, and the rest
+ * stays readable.  Pure. */
+#ifndef INGESTFS_TEXT_H
+#define INGESTFS_TEXT_H
+
+#include <stddef.h>
+
+/* Escape at most SRCLEN bytes of SRC (stopping at a NUL) into DST, always
+ * NUL-terminated; an escape is never cut in half.  Returns the length. */
+size_t text_escape(char *dst, size_t dstsz, const char *src, size_t srclen);
+
+#endif
