@@ -29,7 +29,7 @@ struct annot_file {
 	struct annot_sample *samples; /* info.labels */
 	size_t *index;                /* open addressing: entry + 1, 0 empty */
 	size_t index_size;
-	size_t skipped, refused;
+	size_t skipped, refused, attachments;
 	char skip_note[NOTE_MAX], refuse_note[NOTE_MAX];
 };
 
@@ -134,6 +134,11 @@ size_t annot_skipped(const struct annot_file *f)
 const char *annot_skip_note(const struct annot_file *f)
 {
 	return f->skip_note;
+}
+
+size_t annot_attachments(const struct annot_file *f)
+{
+	return f->attachments;
 }
 
 size_t annot_refused(const struct annot_file *f)
@@ -414,10 +419,16 @@ char *annot_clean_path(const char *path)
 		size_t len = strcspn(p, "/");
 
 		if (len == 2 && p[0] == '.' && p[1] == '.') {
-			free(out);
-			return NULL;
-		}
-		if (len > 0 && !(len == 1 && p[0] == '.')) {
+			/* Up one folder, never above the one described. */
+			if (o == 0) {
+				free(out);
+				return NULL;
+			}
+			while (o > 0 && out[o - 1] != '/')
+				o--;
+			if (o > 0)
+				o--;
+		} else if (len > 0 && !(len == 1 && p[0] == '.')) {
 			if (o)
 				out[o++] = '/';
 			memcpy(out + o, p, len);
@@ -535,6 +546,7 @@ static int add_info(struct annot_file *f, const cJSON *e, size_t nth)
 		sample_free(&s);
 		return -ENOMEM;
 	}
+	f->attachments += s.attachments;
 	f->samples[f->count] = s;
 	f->keys[f->count++] = s.path;
 	return 0;

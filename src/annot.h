@@ -70,6 +70,8 @@ const struct annot_sample *annot_sample_at(const struct annot_file *f, const cha
 /* Entries left out, and why (the first one), for the file's result. */
 size_t annot_skipped(const struct annot_file *f);
 const char *annot_skip_note(const struct annot_file *f);
+/* info.labels: entries that name attachments, which are not sent. */
+size_t annot_attachments(const struct annot_file *f);
 /* info.labels: entries refused because their path leaves the folder. */
 size_t annot_refused(const struct annot_file *f);
 const char *annot_refuse_note(const struct annot_file *f);
@@ -79,9 +81,9 @@ const char *annot_refuse_note(const struct annot_file *f);
 char *annot_build_part(enum annot_kind kind, size_t n, const char *const keys[],
 		       const char *const values[]);
 
-/* A path as info.labels gives it, made relative and clean: no "." or
- * empty components.  NULL when it leaves its folder (absolute, "..") or
- * is empty.  Malloc'd. */
+/* A path as info.labels gives it, made relative and clean: no ".", ".."
+ * or empty components.  NULL when it leaves its folder (absolute, or a
+ * ".." above it) or is empty.  Malloc'd. */
 char *annot_clean_path(const char *path);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -177,8 +178,17 @@ out:
 int options_set(struct options *o, const char *key, const char *value, bool from_config, char *err,
 		size_t errsz)
 {
-	if (strcmp(key, "url") == 0)
+	if (strcmp(key, "url") == 0) {
+		/* The only schemes the service speaks; anything else would fail
+		 * at every attempt. */
+		if (value && strncasecmp(value, "https://", 8) != 0 &&
+		    strncasecmp(value, "http://", 7) != 0) {
+			snprintf(err, errsz, "option 'url': '%s' is not an http:// or https:// URL",
+				 value);
+			return -1;
+		}
 		return set_string(&o->url, key, value, err, errsz);
+	}
 	if (strcmp(key, "api_key_file") == 0)
 		return set_string(&o->api_key_file, key, value, err, errsz);
 	if (strcmp(key, "api_key") == 0) {

@@ -221,6 +221,7 @@ static void entry_free(struct entry *e);
 /* Forget an entry entirely. */
 static void entry_destroy(struct queue *q, struct entry *e)
 {
+	annot_touch(q, e);
 	list_unlink(q, e);
 	table_remove(q, e);
 	annot_untrack(q, e);
@@ -324,9 +325,10 @@ static void entry_make_pending(struct queue *q, struct entry *e, int64_t due_ms)
 
 	e->queue_now = false;
 	if (e->source) {
-		/* Never sent itself: read before its samples go. */
+		/* Never sent itself: read before its samples go (maybe_sent on an
+		 * annotation file: this content was read already). */
 		list_unlink(q, e);
-		annot_make_due(q, e, true);
+		annot_make_due(q, e, !e->maybe_sent);
 		return;
 	}
 	if (e->size > LAYOUT_MAX_FILE_SIZE) {
@@ -340,6 +342,7 @@ static void entry_make_pending(struct queue *q, struct entry *e, int64_t due_ms)
 	e->state = FILE_PENDING;
 	e->due_ms = due_ms;
 	list_append(q, e, LIST_PENDING);
+	annot_touch(q, e);
 	wake_uploader(q);
 }
 
@@ -574,19 +577,36 @@ static void entry_hide(struct queue *q, struct entry *e, char *old_path)
 static void entry_moved(struct queue *q, struct entry *e, char *new_path)
 {
 	bool dest_changed = !same_destination(e->path, new_path);
+	bool was_source = e->source != NULL;
 	char *old_path = e->path;
 	int64_t now = clock_now_ms();
 
+	annot_touch(q, e); /* the annotation files that named it by its old name */
 	e->path = new_path;
 	entry_path_changed(q, e);
+	if (was_source != (e->source != NULL) && !ignored_reason(new_path) &&
+	    e->state != FILE_IGNORED) {
+		/* A sample became an annotation file, or the other way: new to
+		 * the queue in that role. */
+		if (e->state != FILE_WRITING) {
+			entry_reset_attempts(e);
+			journal_note(q, e, JOURNAL_QUEUED);
+			entry_make_pending(q, e, now);
+		}
+		goto out;
+	}
 	if (ignored_reason(new_path)) {
 		if (e->state != FILE_IGNORED) {
 			entry_hide(q, e, old_path);
 			old_path = NULL;
 		}
 	} else if (e->state == FILE_IGNORED) {
-		if (entry_unpark(q, e))
+		if (entry_unpark(q, e)) {
+			/* Back from the trash: what it says is read again. */
+			if (e->source)
+				annot_make_due(q, e, false);
 			goto out;
+		}
 		/* rsync, gio and safe-save editors: the rename is the signal. */
 		entry_reset_attempts(e);
 		e->state = FILE_WRITING;
@@ -1014,6 +1034,7 @@ int64_t queue_tick(struct queue *q, int64_t now)
 	pthread_mutex_lock(&q->lock);
 	/* The uploader is looking now: files made due here need no wake. */
 	q->wake_pending = true;
+	annot_refresh_dirty(q, now);
 	while ((e = q->settling.head) && e->due_ms <= now) {
 		list_unlink(q, e);
 		entry_make_pending(q, e, now);
@@ -1292,18 +1313,6 @@ bool state_is_final(enum file_state s)
 	return s == FILE_UPLOADED || s == FILE_DUPLICATE || s == FILE_FAILED;
 }
 
-/* The annotation files whose entries went with a sample learn its fate. */
-static void note_sources(struct queue *q, const struct entry *e, const struct queue_result *r)
-{
-	if (!state_is_final(e->state))
-		return;
-	for (unsigned k = 0; k < r->item->nfrom; k++)
-		annot_note_result(q, r->item->from[k].ino, r->item->from[k].generation,
-				  e->state == FILE_UPLOADED    ? QUEUE_UPLOADED
-				  : e->state == FILE_DUPLICATE ? QUEUE_DUPLICATE
-							       : QUEUE_FAILED);
-}
-
 void queue_report(struct queue *q, const struct queue_result *results, size_t n, int64_t now)
 {
 	struct journal_record *done = calloc(n ? n : 1, sizeof(*done));
@@ -1323,11 +1332,13 @@ void queue_report(struct queue *q, const struct queue_result *results, size_t n,
 		entry_apply_result(q, e, r, now, jitter);
 		if (r->outcome != QUEUE_SOLO)
 			e->solo = false;
-		note_sources(q, e, r);
+		if (state_is_final(e->state))
+			annot_sample_done(q, e, r->item);
 		if (done && state_is_final(e->state))
 			done[ndone++] = entry_record(e, JOURNAL_DONE);
 	}
 	journal_note_many(q, done, ndone);
+	annot_refresh_dirty(q, now);
 	pthread_mutex_unlock(&q->lock);
 	free(done);
 }
@@ -1421,6 +1432,9 @@ static void reconcile_entry(const struct queue *q, struct entry *e, const char *
 		e->maybe_sent = true;
 		entry_set_result(e, NULL);
 	}
+	/* On an annotation file maybe_sent means "this content was read". */
+	if (e->source && (!known || e->size != size))
+		e->maybe_sent = false;
 	e->size = size;
 }
 

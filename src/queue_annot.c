@@ -6,10 +6,15 @@
  * entries.  Samples wait while an annotation file that may speak for
  * them is still being written or read, for at most cfg.annotation_wait_ms.
  *
- * Its status follows what became of the samples it described: uploaded
+ * Its status follows what became of the samples it describes: uploaded
  * once one went with it, pending while some wait, failed when it came
  * too late or named nothing here, duplicate when all its samples were
- * already in the project.  Everything here runs under queue.lock. */
+ * already in the project.  That is worked out again (annot_refresh) when
+ * something happened to its samples, not at every step: a source of
+ * 100,000 entries costs a pass over them, so it is done at most about
+ * once a second for such a source (annot_refresh_dirty).
+ *
+ * Everything here runs under queue.lock. */
 #include "config.h"
 
 #include <errno.h>
@@ -36,9 +41,14 @@ struct annot_source {
 	bool loading;                      /* handed to the uploader */
 	bool fresh;                        /* new content: note samples it came too late for */
 	uint64_t generation;               /* the entry's generation when it was read */
+	int64_t read_ms;                   /* when it was read */
+	bool restored;                     /* read again after a restart: counts start anew */
 	size_t stored, duplicates, failed; /* samples that went with it */
-	size_t late;                       /* samples that went before it was read */
-	struct annot_source *next;         /* same bucket of the folder index */
+	size_t late;                       /* samples it names that went without it */
+	bool dirty;                        /* its status is to be worked out again */
+	int64_t refresh_ms;                /* not before this */
+	struct annot_source *dirty_next;
+	struct annot_source *next; /* same bucket of the folder index */
 };
 
 /* ---- the index: folder -> sources ---- */
@@ -144,6 +154,7 @@ static bool is_annotation_path(const char *path)
 
 static void source_reset(struct annot_source *s)
 {
+	s->restored = false;
 	annot_free(s->file);
 	s->file = NULL;
 	free(s->error);
@@ -151,8 +162,22 @@ static void source_reset(struct annot_source *s)
 	s->stored = s->duplicates = s->failed = s->late = 0;
 }
 
-static void source_free(struct annot_source *s)
+static void undirty(struct queue *q, struct annot_source *s)
 {
+	struct annot_source **pp;
+
+	if (!s->dirty)
+		return;
+	for (pp = &q->dirty_sources; *pp && *pp != s; pp = &(*pp)->dirty_next)
+		;
+	if (*pp)
+		*pp = s->dirty_next;
+	s->dirty = false;
+}
+
+static void source_free(struct queue *q, struct annot_source *s)
+{
+	undirty(q, s);
 	source_reset(s);
 	free(s->dir);
 	free(s);
@@ -163,14 +188,39 @@ void annot_untrack(struct queue *q, struct entry *e)
 	if (!e->source)
 		return;
 	index_remove(&q->sources, e->source);
-	source_free(e->source);
+	source_free(q, e->source);
 	e->source = NULL;
+}
+
+static bool is_info_path(const char *path)
+{
+	return strcmp(base_of(path), ANNOT_INFO_NAME) == 0;
+}
+
+/* The same file under another name, in the same or another folder: what
+ * was read of it still holds (keys are names in its folder, or paths
+ * below it), it only moves in the index. */
+static int source_moved(struct queue *q, struct annot_source *s, const char *path)
+{
+	char *dir = strndup(path, dir_len(path));
+
+	if (!dir)
+		return -ENOMEM;
+	index_remove(&q->sources, s);
+	free(s->dir);
+	s->dir = dir;
+	return index_add(&q->sources, s);
 }
 
 void annot_track(struct queue *q, struct entry *e)
 {
-	struct annot_source *s;
+	struct annot_source *s = e->source;
 
+	if (s && is_annotation_path(e->path) && s->info == is_info_path(e->path)) {
+		if (source_moved(q, s, e->path) == 0)
+			return;
+		goto oom;
+	}
 	annot_untrack(q, e);
 	if (!is_annotation_path(e->path))
 		return;
@@ -179,15 +229,20 @@ void annot_track(struct queue *q, struct entry *e)
 		goto oom;
 	s->e = e;
 	s->ino = e->ino;
-	s->info = strcmp(base_of(e->path), ANNOT_INFO_NAME) == 0;
-	s->fresh = true;
+	s->info = is_info_path(e->path);
 	e->source = s;
+	/* Known already (brought back from the trash, renamed from another
+	 * kind): read it again before its samples go. */
+	if (e->state != FILE_WRITING && e->state != FILE_IGNORED)
+		annot_make_due(q, e, false);
 	return;
 oom:
 	/* Without a source it would go as a sample: make it say why not. */
-	if (s)
+	if (s && s != e->source) {
 		free(s->dir);
-	free(s);
+		free(s);
+	}
+	annot_untrack(q, e);
 	e->state = FILE_FAILED;
 	entry_set_result(e, "out of memory: this annotation file is not used");
 }
@@ -200,11 +255,12 @@ void annot_free_all(struct queue *q)
 		for (; s; s = next) {
 			next = s->next;
 			s->e->source = NULL;
-			source_free(s);
+			source_free(q, s);
 		}
 	}
 	free(q->sources.buckets);
 	memset(&q->sources, 0, sizeof(q->sources));
+	q->dirty_sources = NULL;
 }
 
 void annot_content_changed(struct queue *q, struct entry *e)
@@ -221,8 +277,8 @@ void annot_make_due(struct queue *q, struct entry *e, bool fresh)
 	struct annot_source *s = e->source;
 
 	s->due = true;
-	s->fresh = s->fresh || fresh;
 	if (fresh) {
+		s->fresh = true;
 		e->state = FILE_PENDING;
 		entry_set_result(e, "waiting to be read");
 	}
@@ -272,14 +328,15 @@ static bool is_sample(const struct entry *e)
 	return e && !e->source && e->state != FILE_IGNORED;
 }
 
-/* Samples it names that went without it, before it was read. */
+/* Samples it names that had gone without it before it was read.  Those
+ * still on their way are counted when their verdict comes
+ * (annot_sample_done), since their request may yet fail. */
 static void count_late(struct queue *q, struct annot_source *s)
 {
 	for (size_t i = 0; i < annot_count(s->file); i++) {
 		struct entry *e = named_entry(q, s, annot_key(s->file, i));
 
-		if (is_sample(e) && (e->state == FILE_UPLOADED || e->state == FILE_DUPLICATE ||
-				     e->state == FILE_UPLOADING))
+		if (is_sample(e) && (e->state == FILE_UPLOADED || e->state == FILE_DUPLICATE))
 			s->late++;
 	}
 }
@@ -304,10 +361,20 @@ void queue_load_done(struct queue *q, const struct queue_load *load, struct anno
 	s->file = file;
 	s->error = file ? NULL : strdup(err ? err : "cannot be read");
 	s->generation = e->generation;
-	if (file && s->fresh)
-		count_late(q, s);
-	if (s->fresh || e->state == FILE_PENDING || !file)
+	s->read_ms = clock_now_ms();
+	if (s->fresh) {
+		if (file)
+			count_late(q, s);
+		/* Read: after a restart its samples are not "late". */
+		e->maybe_sent = true;
 		annot_refresh(q, s);
+		if (!state_is_final(e->state))
+			journal_note(q, e, JOURNAL_DONE);
+	} else {
+		s->restored = true;
+		if (!file || !state_is_final(e->state))
+			annot_refresh(q, s);
+	}
 	s->fresh = false;
 	/* Its samples may go now. */
 	wake_uploader(q);
@@ -337,19 +404,27 @@ static void plan_from(struct sample_plan *p, struct annot_source *s)
 		p->from[p->nfrom++] = s;
 }
 
-/* A source not yet read: wait for it, or after long enough go without. */
-static bool wait_for(struct sample_plan *p, bool waited_long)
+/* A source not yet read: wait for it, or after long enough go without.
+ * Whoever looks at a waiting sample sees why it waits. */
+static bool wait_for(struct entry *e, const struct annot_source *s, struct sample_plan *p,
+		     bool waited_long)
 {
-	if (!waited_long)
-		return true;
-	p->annotations_missed = true;
-	return false;
+	char why[256];
+
+	if (waited_long) {
+		p->annotations_missed = true;
+		return false;
+	}
+	snprintf(why, sizeof(why), "waiting for %s to be %s", base_of(s->e->path),
+		 s->e->state == FILE_WRITING || s->e->writers ? "written" : "read");
+	if (!e->result || strcmp(e->result, why) != 0)
+		entry_set_result(e, why);
+	return true;
 }
 
 /* bounding_boxes.labels and the like in the sample's own folder, keyed
  * by its file name, as the official uploader looks them up. */
-static bool plan_typed(struct queue *q, const struct entry *e, bool waited_long,
-		       struct sample_plan *p)
+static bool plan_typed(struct queue *q, struct entry *e, bool waited_long, struct sample_plan *p)
 {
 	size_t dlen = dir_len(e->path);
 	const char *base = base_of(e->path);
@@ -362,7 +437,7 @@ static bool plan_typed(struct queue *q, const struct entry *e, bool waited_long,
 		if (s->info)
 			continue;
 		if (!source_ready(s)) {
-			if (wait_for(p, waited_long))
+			if (wait_for(e, s, p, waited_long))
 				return false;
 			continue;
 		}
@@ -413,8 +488,7 @@ static size_t parent_len(const char *path, size_t len)
 
 /* info.labels in the sample's folder or above; the nearest that
  * describes it speaks for it. */
-static bool plan_info(struct queue *q, const struct entry *e, bool waited_long,
-		      struct sample_plan *p)
+static bool plan_info(struct queue *q, struct entry *e, bool waited_long, struct sample_plan *p)
 {
 	size_t len = dir_len(e->path);
 
@@ -426,7 +500,7 @@ static bool plan_info(struct queue *q, const struct entry *e, bool waited_long,
 			if (!s->info)
 				continue;
 			if (!source_ready(s)) {
-				if (wait_for(p, waited_long))
+				if (wait_for(e, s, p, waited_long))
 					return false;
 				continue;
 			}
@@ -536,15 +610,32 @@ static void notes(const struct annot_source *s, const struct coverage *c, char *
 		append(buf, size, len,
 		       "; %zu path(s) leave its folder and were refused (e.g. '%s')",
 		       annot_refused(s->file), annot_refuse_note(s->file));
+	if (annot_attachments(s->file))
+		append(buf, size, len,
+		       "; %zu entr%s name attachments, which ingestfs does not send",
+		       annot_attachments(s->file), annot_attachments(s->file) == 1 ? "y" : "ies");
 }
 
-static enum file_state headline(const struct annot_source *s, const struct coverage *c, char *buf,
-				size_t size, size_t *len)
+/* How long a file that names nothing here yet waits for its samples (a
+ * copy in name order brings the annotations first), then fails. */
+static bool still_expecting(const struct queue *q, const struct annot_source *s, int64_t now)
+{
+	return now - s->read_ms < (int64_t)q->cfg.annotation_wait_ms;
+}
+
+static enum file_state headline(const struct queue *q, const struct annot_source *s,
+				const struct coverage *c, int64_t now, char *buf, size_t size,
+				size_t *len)
 {
 	const char *what = s->info ? "read here, never sent: the labels of" : "sent with";
 
 	if (s->stored) {
 		append(buf, size, len, "%s %zu sample(s)", what, s->stored);
+		return FILE_UPLOADED;
+	}
+	/* Its samples went before we stopped; how is not known any more. */
+	if (s->restored && c->present && !c->waiting) {
+		append(buf, size, len, "%s its %zu sample(s)", what, c->present);
 		return FILE_UPLOADED;
 	}
 	if (c->waiting) {
@@ -567,12 +658,14 @@ static enum file_state headline(const struct annot_source *s, const struct cover
 		append(buf, size, len, "its %zu sample(s) failed (see their results)", s->failed);
 		return FILE_FAILED;
 	}
-	if (annot_count(s->file))
-		append(buf, size, len, "none of the %zu files it names is here (e.g. '%.80s')",
-		       annot_count(s->file), c->missing ? c->missing : "");
-	else
+	if (!annot_count(s->file)) {
 		append(buf, size, len, "it has no usable entries");
-	return FILE_FAILED;
+		return FILE_FAILED;
+	}
+	append(buf, size, len, "none of the %zu files it names is here%s (e.g. '%.80s')",
+	       annot_count(s->file), still_expecting(q, s, now) ? " yet" : "",
+	       c->missing ? c->missing : "");
+	return still_expecting(q, s, now) ? FILE_PENDING : FILE_FAILED;
 }
 
 static void set_state(struct queue *q, struct entry *e, enum file_state state, const char *text)
@@ -585,14 +678,27 @@ static void set_state(struct queue *q, struct entry *e, enum file_state state, c
 		journal_note(q, e, JOURNAL_DONE);
 }
 
+static void mark_dirty(struct queue *q, struct annot_source *s, int64_t at)
+{
+	if (!s->dirty) {
+		s->dirty = true;
+		s->dirty_next = q->dirty_sources;
+		q->dirty_sources = s;
+		s->refresh_ms = at;
+	} else if (at < s->refresh_ms) {
+		s->refresh_ms = at;
+	}
+}
+
 void annot_refresh(struct queue *q, struct annot_source *s)
 {
+	int64_t now = clock_now_ms();
 	char buf[RESULT_MAX];
 	size_t len = 0;
 	struct coverage c;
 	enum file_state state;
 
-	if (s->e->state == FILE_WRITING || s->e->state == FILE_IGNORED)
+	if (s->e->state == FILE_WRITING || s->e->state == FILE_IGNORED || s->due || s->loading)
 		return;
 	if (!s->file) {
 		if (!s->error)
@@ -603,26 +709,109 @@ void annot_refresh(struct queue *q, struct annot_source *s)
 		return;
 	}
 	cover(q, s, &c);
-	state = headline(s, &c, buf, sizeof(buf), &len);
+	state = headline(q, s, &c, now, buf, sizeof(buf), &len);
 	notes(s, &c, buf, sizeof(buf), &len);
 	set_state(q, s->e, state, buf);
+	/* Named nothing here yet: look again when the wait is over. */
+	if (state == FILE_PENDING && !c.present)
+		mark_dirty(q, s, s->read_ms + q->cfg.annotation_wait_ms);
 }
 
-void annot_note_result(struct queue *q, uint64_t source_ino, uint64_t generation,
-		       enum queue_outcome outcome)
+void annot_refresh_dirty(struct queue *q, int64_t now)
 {
-	struct entry *e = entry_find(q, source_ino);
-	struct annot_source *s = e ? e->source : NULL;
+	struct annot_source **pp = &q->dirty_sources, *s;
 
-	if (!s || !s->file || s->generation != generation)
+	while ((s = *pp)) {
+		if (s->refresh_ms > now) {
+			pp = &s->dirty_next;
+			continue;
+		}
+		*pp = s->dirty_next;
+		s->dirty = false;
+		annot_refresh(q, s);
+	}
+}
+
+/* Something happened to the sample E: its sources work out their status
+ * again, a big one after a pause (a pass over its entries each time). */
+static void touch(struct queue *q, struct annot_source *s)
+{
+	int64_t now = clock_now_ms();
+
+	mark_dirty(q, s, now + (s->file ? (int64_t)(annot_count(s->file) / 100) : 0));
+}
+
+/* Call FN for every read source that names the sample E, by the key it
+ * uses for it: typed files in its folder, info.labels above it. */
+static void each_source_naming(struct queue *q, const struct entry *e,
+			       void (*fn)(struct queue *q, struct annot_source *s, void *arg),
+			       void *arg)
+{
+	size_t len = dir_len(e->path);
+
+	if (!q->sources.count)
 		return;
-	if (outcome == QUEUE_UPLOADED)
+	for (struct annot_source *s = source_in(q, e->path, len, NULL); s;
+	     s = source_in(q, e->path, len, s)) {
+		if (!s->info && s->file && annot_value(s->file, base_of(e->path)))
+			fn(q, s, arg);
+	}
+	for (;;) {
+		for (struct annot_source *s = source_in(q, e->path, len, NULL); s;
+		     s = source_in(q, e->path, len, s)) {
+			if (s->info && s->file &&
+			    annot_sample_at(s->file, e->path + len + (len ? 1 : 0)))
+				fn(q, s, arg);
+		}
+		if (len == 0)
+			return;
+		len = parent_len(e->path, len);
+	}
+}
+
+static void touch_one(struct queue *q, struct annot_source *s, void *arg)
+{
+	touch(q, s);
+}
+
+void annot_touch(struct queue *q, const struct entry *e)
+{
+	if (!e->source && q->sources.count)
+		each_source_naming(q, e, touch_one, NULL);
+}
+
+struct sample_verdict {
+	const struct queue_item *item;
+	enum file_state state;
+};
+
+/* A source that went with the sample counts its fate; one that did not,
+ * though it names it, came too late for it. */
+static void judge_one(struct queue *q, struct annot_source *s, void *arg)
+{
+	const struct sample_verdict *v = arg;
+	bool carried = false;
+
+	for (unsigned i = 0; i < v->item->nfrom; i++)
+		carried = carried || (v->item->from[i].ino == s->ino &&
+				      v->item->from[i].generation == s->generation);
+	if (!carried)
+		s->late++;
+	else if (v->state == FILE_UPLOADED)
 		s->stored++;
-	else if (outcome == QUEUE_DUPLICATE)
+	else if (v->state == FILE_DUPLICATE)
 		s->duplicates++;
 	else
 		s->failed++;
-	annot_refresh(q, s);
+	touch(q, s);
+}
+
+void annot_sample_done(struct queue *q, struct entry *e, const struct queue_item *it)
+{
+	struct sample_verdict v = {it, e->state};
+
+	if (!e->source && q->sources.count)
+		each_source_naming(q, e, judge_one, &v);
 }
 
 void annot_retry(struct queue *q, struct entry *e, bool resend)
@@ -638,6 +827,7 @@ void annot_retry(struct queue *q, struct entry *e, bool resend)
 	}
 	source_reset(s);
 	e->generation++;
+	e->maybe_sent = false;
 	journal_note(q, e, JOURNAL_QUEUED);
 	annot_make_due(q, e, true);
 }

@@ -72,7 +72,8 @@ struct queue {
 	bool paused;
 	struct journal *journal; /* NULL: nothing is persisted (unit tests) */
 	bool journal_failing;
-	struct source_index sources; /* annotation files, by folder */
+	struct source_index sources;        /* annotation files, by folder */
+	struct annot_source *dirty_sources; /* whose status is to be worked out again */
 	void (*wake)(void *);
 	void *wake_arg;
 	/* The uploader looks again by planned_ms without being woken
@@ -126,11 +127,14 @@ struct sample_plan {
 bool annot_plan(struct queue *q, struct entry *e, int64_t now, struct sample_plan *plan);
 /* How a request names the annotation file S it carries entries of. */
 struct queue_source_ref annot_ref(const struct annot_source *s);
-/* A request carrying annotations from SOURCE ended for one of its
- * samples with OUTCOME. */
-void annot_note_result(struct queue *q, uint64_t source_ino, uint64_t generation,
-		       enum queue_outcome outcome);
-/* The status and result of E's annotation file, from what is known. */
+/* The sample E reached a final state (IT the request it went in): its
+ * sources count it, as carried or as come too late for. */
+void annot_sample_done(struct queue *q, struct entry *e, const struct queue_item *it);
+/* The sample E appeared, went or changed: its sources look again. */
+void annot_touch(struct queue *q, const struct entry *e);
+/* Work out again the status of the sources that need it (and may). */
+void annot_refresh_dirty(struct queue *q, int64_t now);
+/* The status and result of an annotation file, from what is known. */
 void annot_refresh(struct queue *q, struct annot_source *s);
 /* Read an annotation file again (setfattr retry); with RESEND also send
  * again the samples it names that went already. */

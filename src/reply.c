@@ -222,10 +222,18 @@ static void judge_untied(long status, const char *top, const struct reply_reques
 		out->outcome = REPLY_SOLO;
 		snprintf(out->text, sizeof(out->text),
 			 "HTTP %ld: %s (sending it alone to learn its own verdict)", status, top);
-	} else {
+	} else if (req->duplicates_refused) {
 		out->outcome = REPLY_RETRY;
 		snprintf(out->text, sizeof(out->text),
 			 "HTTP %ld: the reply did not say which of its entries is this file's",
+			 status);
+	} else {
+		/* A resend would store another copy if this one was stored. */
+		out->outcome = REPLY_REJECTED;
+		snprintf(out->text, sizeof(out->text),
+			 "HTTP %ld: the reply did not say which of its entries is this file's; "
+			 "it may be stored, so it is not sent again while duplicates are "
+			 "allowed (setfattr ... retry sends it anyway)",
 			 status);
 	}
 }

@@ -32,11 +32,13 @@ struct reply_file {
 };
 
 /* What was sent: the part file names of the SAMPLES, in request order
- * (annotation parts left out), and whether x-add-date-id was asked for. */
+ * (annotation parts left out), whether x-add-date-id was asked for, and
+ * whether x-disallow-duplicates was (then a resend is harmless). */
 struct reply_request {
 	size_t nsamples;
 	const char *const *names;
 	bool date_ids;
+	bool duplicates_refused;
 };
 
 /* Fill OUT[0..nsamples-1].  Never fails: a reply it cannot make sense of

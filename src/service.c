@@ -68,6 +68,9 @@ int service_parse(struct service *s, int argc, char **argv, const char *what, bo
 	}
 	if (!s->opt.mountpoint)
 		return service_fail("no %s given (see ingestfs --help)", what);
+	if (s->opt.cafile && access(s->opt.cafile, R_OK) < 0)
+		return service_fail("option 'cafile': cannot read %s: %s", s->opt.cafile,
+				    strerror(errno));
 	log_set_level(s->opt.log_level);
 	return 0;
 }

@@ -90,7 +90,8 @@ struct uploader {
 	int64_t last_sync_ms;
 	int64_t next_summary_ms;
 	struct queue_counts last_summary;
-	int build_error; /* errno of the last request that could not be built */
+	int build_error;                    /* errno of the last request that could not be built */
+	char trouble[CURL_ERROR_SIZE + 64]; /* the trouble last logged, "" when all is well */
 };
 
 static void uploader_wake(void *arg)
@@ -502,14 +503,29 @@ static void build_succeeded(struct uploader *u)
 	u->build_error = 0;
 }
 
+/* No memory for even a job: the files back off like any failed attempt. */
+static void batch_failed(struct uploader *u, struct queue_batch *batch, int err)
+{
+	struct queue_result res[batch->count ? batch->count : 1];
+	char text[128];
+
+	snprintf(text, sizeof(text), "cannot build the upload request: %s", strerror(err));
+	for (size_t i = 0; i < batch->count; i++)
+		res[i] = (struct queue_result){
+			.item = &batch->items[i], .outcome = QUEUE_RETRY, .text = text};
+	if (u->build_error != err)
+		log_error("%s; the files wait and are tried again with backoff", text);
+	u->build_error = err;
+	queue_report(u->q, res, batch->count, clock_now_ms());
+	queue_batch_free(batch);
+}
+
 static struct upload_job *job_new(struct uploader *u, struct queue_batch *batch)
 {
 	struct upload_job *job = calloc(1, sizeof(*job));
 
-	if (!job) {
-		queue_batch_free(batch);
+	if (!job)
 		return NULL;
-	}
 	job->u = u;
 	job->key_generation = u->key_generation;
 	job->batch = *batch;
@@ -545,8 +561,10 @@ static int job_start(struct uploader *u, struct queue_batch *batch)
 	char *url = NULL;
 	int rc = -ENOMEM;
 
-	if (!job)
-		return 0; /* the files stay "uploading" until the next start */
+	if (!job) {
+		batch_failed(u, batch, ENOMEM);
+		return 0;
+	}
 	url = request_url(u->opt->url, job->batch.category);
 	if (!job->parts || !job->sent || !job->mime || !url)
 		goto fail;
@@ -654,11 +672,39 @@ static void read_annotations(struct uploader *u)
 
 /* ---- results ---- */
 
+/* Errors before a byte of the request can have reached the service. */
 static bool transport_may_have_sent(CURLcode code)
 {
-	return code != CURLE_COULDNT_CONNECT && code != CURLE_COULDNT_RESOLVE_HOST &&
-	       code != CURLE_COULDNT_RESOLVE_PROXY && code != CURLE_SSL_CONNECT_ERROR &&
-	       code != CURLE_PEER_FAILED_VERIFICATION;
+	switch (code) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_URL_MALFORMAT: return false;
+	default: return true;
+	}
+}
+
+/* One line when the service becomes unreachable or its trouble changes,
+ * not one per attempt while retrying in backoff. */
+static void note_trouble(struct uploader *u, const char *text)
+{
+	if (strcmp(u->trouble, text) == 0)
+		return;
+	log_warn("uploads failing, retrying with backoff: %s", text);
+	snprintf(u->trouble, sizeof(u->trouble), "%s", text);
+}
+
+static void note_no_trouble(struct uploader *u)
+{
+	if (!u->trouble[0])
+		return;
+	log_info("the service answers again");
+	u->trouble[0] = '\0';
 }
 
 static void report_transport_error(struct upload_job *job, CURLcode code)
@@ -679,8 +725,15 @@ static void report_transport_error(struct upload_job *job, CURLcode code)
 						 .text = text,
 						 .maybe_sent = transport_may_have_sent(code)};
 	}
-	log_warn("upload of %zu file(s) failed, will retry: %s", n, text);
+	note_trouble(job->u, text);
 	queue_report(job->u->q, res, n, clock_now_ms());
+}
+
+/* A refusal (4xx) stored nothing; a 2xx, 5xx or 408 may have stored it
+ * before something went wrong. */
+static bool reply_may_have_stored(long status)
+{
+	return (status >= 200 && status < 300) || status >= 500 || status == 408;
 }
 
 static enum queue_outcome outcome_of(enum reply_outcome r)
@@ -713,7 +766,9 @@ static void note_reply(struct upload_job *job, long status, const struct reply_f
 			  "please report it",
 			  first->text);
 	} else if (status == 429 || status >= 500) {
-		log_warn("service busy or failing (%s); backing off", first->text);
+		note_trouble(u, first->text);
+	} else {
+		note_no_trouble(u);
 	}
 }
 
@@ -723,8 +778,10 @@ static void report_reply(struct upload_job *job, long status)
 	const char *names[n ? n : 1];
 	struct reply_file replies[n ? n : 1];
 	struct queue_result res[n ? n : 1];
-	struct reply_request req = {
-		.nsamples = n, .names = names, .date_ids = job->u->opt->add_date_id};
+	struct reply_request req = {.nsamples = n,
+				    .names = names,
+				    .date_ids = job->u->opt->add_date_id,
+				    .duplicates_refused = !job->u->opt->allow_duplicates};
 	curl_off_t retry_after = 0;
 
 	for (size_t i = 0; i < job->batch.count; i++) {
@@ -746,7 +803,7 @@ static void report_reply(struct upload_job *job, long status)
 			.retry_after_ms = retry_after > 0 && retry_after < 3600
 						  ? (unsigned)retry_after * 1000
 						  : 0,
-			.maybe_sent = status != 429 && status != 401,
+			.maybe_sent = reply_may_have_stored(status),
 		};
 		if (res[k].outcome == QUEUE_FAILED)
 			log_warn("%s: upload failed: %s", job->batch.items[i].path,

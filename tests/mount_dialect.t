@@ -103,6 +103,31 @@ t.ok("line 2" in m.xattr("training/bad/bounding_boxes.labels", "result"),
      "naming the line", m.xattr("training/bad/bounding_boxes.labels", "result"))
 t.eq([(s["label"], s["bounding_boxes"]) for s in stored("x.jpg")], [("bad", None)],
      "its image went with the folder's label and no boxes")
+
+# ---- what was read of an annotation file outlives a restart and a rename ----
+m.restart()
+rc, out, err = m.wait_done()
+t.eq(m.xattr("training/cars/bounding_boxes.labels"), "uploaded",
+     "after a restart an uploaded .labels stays uploaded, not late")
+os.rename(m.path("training/cars/bounding_boxes.labels"), m.path("training/cars/boxes.labels"))
+m.write("training/cars/img3.jpg", b"\xff\xd8 three")
+boxes3 = {"img3.jpg": [{"label": "van", "x": 5, "y": 6, "width": 7, "height": 8}]}
+m.write("training/van/bounding_boxes.labels", json.dumps(
+    {"version": 1, "type": "bounding-box-labels", "boundingBoxes": boxes3}).encode())
+os.rename(m.path("training/van"), m.path("training/vans"))
+m.write("training/vans/img3.jpg", b"\xff\xd8 van three")
+m.wait_done()
+t.eq([x["bounding_boxes"] for x in stored("img3.jpg") if x["label"] == "vans"],
+     [boxes3["img3.jpg"]], "a .labels whose folder was renamed still speaks for it")
+# read before its images exist: pending, then uploaded once they come
+m.write("training/early/bounding_boxes.labels", json.dumps(
+    {"version": 1, "type": "bounding-box-labels", "boundingBoxes": {"e.jpg": []}}).encode())
+wait_until(lambda: "yet" in m.xattr("training/early/bounding_boxes.labels", "result"), 5)
+t.eq(m.xattr("training/early/bounding_boxes.labels"), "pending",
+     "a .labels read before the images it names waits for them")
+m.write("training/early/e.jpg", b"\xff\xd8 early")
+rc, out, err = m.wait_done("training/early")
+t.eq((rc, m.xattr("training/early/bounding_boxes.labels")), (0, "uploaded"), "then goes with them")
 m.stop()
 
 # ---- a Studio export copied whole: info.labels at the root ----

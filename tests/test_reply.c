@@ -10,10 +10,15 @@
 
 static struct reply_file out[4];
 
+static bool allow_duplicates;
+
 static void classify_ids(long status, const char *body, size_t n, const char *const names[],
 			 bool date_ids)
 {
-	struct reply_request req = {.nsamples = n, .names = names, .date_ids = date_ids};
+	struct reply_request req = {.nsamples = n,
+				    .names = names,
+				    .date_ids = date_ids,
+				    .duplicates_refused = !allow_duplicates};
 
 	memset(out, 0, sizeof(out));
 	reply_classify(status, body, body ? strlen(body) : 0, &req, out);
@@ -88,6 +93,12 @@ static void test_prefix_names(void)
 	is_int(out[0].outcome, REPLY_RETRY, "img1 is not stored by img10's entry");
 	is_int(out[1].outcome, REPLY_STORED, "img10 is");
 
+	allow_duplicates = true;
+	classify(200, "{\"success\":true,\"files\":[{\"success\":true,\"fileName\":\"img10\"}]}",
+		 2, names);
+	allow_duplicates = false;
+	is_int(out[0].outcome, REPLY_REJECTED,
+	       "with duplicates allowed, an untied sample is not sent again (it may be stored)");
 	classify(200, "{\"success\":true,\"files\":[{\"success\":false,\"error\":\"nope\"}]}", 2,
 		 names);
 	is_int(out[0].outcome, REPLY_RETRY, "an unnamed entry short of the count ties nothing");

@@ -19,6 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	status = 100 + (data[0] | data[1] << 8) % 500;
 	req.nsamples = 1 + data[0] % 5;
 	req.date_ids = data[1] & 1;
+	req.duplicates_refused = data[1] & 2;
 	reply_classify(status, (const char *)data + 2, size - 2, &req, out);
 	for (size_t i = 0; i < req.nsamples; i++) {
 		/* Results end up in xattrs and logs: one printable line. */
