@@ -8,6 +8,6 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends \
 	build-essential autoconf automake pkg-config \
-	libfuse3-dev fuse3 libcurl4-openssl-dev libcjson-dev \
+	libfuse3-dev fuse3 libcurl4-openssl-dev libcjson-dev libsqlite3-dev \
 	python3 attr rsync ca-certificates openssl curl valgrind \
 	libglib2.0-bin libarchive-tools zip unzip

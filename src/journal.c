@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,14 +30,53 @@
 #define PREALLOCATE_STEP (1024 * 1024)
 #define REPLAY_MAX_BYTES ((off_t)1 << 31)
 
+/* A growable run of formatted records. */
+struct text {
+	char *buf;
+	size_t len, cap;
+};
+
 struct journal {
+	/* Guards everything below.  Taken after the queue's lock, never
+	 * before it; held for a memcpy or a write(2), never for an fsync but
+	 * a compaction's last few records. */
+	pthread_mutex_t lock;
 	int dir_fd;
 	int fd;
 	uint64_t size;
 	uint64_t reserved;
-	atomic_bool dirty;
-	bool no_sync; /* benchmarks only: measure what durability costs */
+	struct text pending; /* appended, not yet written */
+	bool cutting;        /* a compaction is under way: */
+	struct text tail;    /* what was written since its snapshot */
+	uint64_t writes;     /* bumped at every write, to know what a sync covered */
+	uint64_t synced;     /* the writes an fdatasync covered */
+	bool no_sync;        /* benchmarks only: measure what durability costs */
 };
+
+static int text_add(struct text *t, const char *data, size_t len)
+{
+	if (t->len + len > t->cap) {
+		size_t cap = t->cap ? t->cap : 4096;
+		char *bigger;
+
+		while (cap < t->len + len)
+			cap *= 2;
+		bigger = realloc(t->buf, cap);
+		if (!bigger)
+			return -ENOMEM;
+		t->buf = bigger;
+		t->cap = cap;
+	}
+	memcpy(t->buf + t->len, data, len);
+	t->len += len;
+	return 0;
+}
+
+static void text_free(struct text *t)
+{
+	free(t->buf);
+	memset(t, 0, sizeof(*t));
+}
 
 /* ---- CRC-32 (IEEE), small and table-driven ---- */
 
@@ -246,10 +286,12 @@ int journal_open(int state_fd, struct journal **out)
 		return -ENOMEM;
 	j->dir_fd = state_fd;
 	j->no_sync = getenv("INGESTFS_UNSAFE_NO_SYNC") != NULL;
+	pthread_mutex_init(&j->lock, NULL);
 	rc = open_file(state_fd, JOURNAL_NAME, 0, j);
 	if (rc < 0) {
 		if (j->fd >= 0)
 			close(j->fd);
+		pthread_mutex_destroy(&j->lock);
 		free(j);
 		return rc;
 	}
@@ -263,44 +305,42 @@ void journal_close(struct journal *j)
 		return;
 	journal_sync(j);
 	close(j->fd);
+	text_free(&j->pending);
+	text_free(&j->tail);
+	pthread_mutex_destroy(&j->lock);
 	free(j);
+}
+
+int journal_encode(const struct journal_record *r, size_t n, char **out, size_t *outlen)
+{
+	struct text t = {0};
+	char line[LINE_MAX_BYTES];
+	int rc = 0;
+
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		int k = journal_format(&r[i], line, sizeof(line));
+
+		rc = k < 0 ? k : text_add(&t, line, (size_t)k);
+	}
+	if (rc < 0) {
+		text_free(&t);
+		return rc;
+	}
+	*out = t.buf;
+	*outlen = t.len;
+	return 0;
 }
 
 int journal_append_many(struct journal *j, const struct journal_record *r, size_t n)
 {
-	size_t cap = n * 512 + 64, len = 0;
-	char *buf = malloc(cap), line[LINE_MAX_BYTES];
-	int rc = 0;
+	char *buf = NULL;
+	size_t len = 0;
+	int rc = journal_encode(r, n, &buf, &len);
 
-	if (!buf)
-		return -ENOMEM;
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		int k = journal_format(&r[i], line, sizeof(line));
-
-		if (k < 0) {
-			rc = k;
-			break;
-		}
-		if (len + (size_t)k > cap) {
-			char *bigger = realloc(buf, (len + (size_t)k) * 2);
-
-			if (!bigger) {
-				rc = -ENOMEM;
-				break;
-			}
-			buf = bigger;
-			cap = (len + (size_t)k) * 2;
-		}
-		memcpy(buf + len, line, (size_t)k);
-		len += (size_t)k;
-	}
 	if (rc == 0 && len > 0) {
-		reserve_ahead(j, len);
-		rc = write_all(j->fd, buf, len);
-		if (rc == 0) {
-			j->size += len;
-			atomic_store(&j->dirty, true);
-		}
+		pthread_mutex_lock(&j->lock);
+		rc = text_add(&j->pending, buf, len);
+		pthread_mutex_unlock(&j->lock);
 	}
 	free(buf);
 	return rc;
@@ -311,20 +351,64 @@ int journal_append(struct journal *j, const struct journal_record *r)
 	return journal_append_many(j, r, 1);
 }
 
+/* Under j->lock. */
+static int write_pending(struct journal *j)
+{
+	int rc;
+
+	if (j->pending.len == 0)
+		return 0;
+	reserve_ahead(j, j->pending.len);
+	rc = write_all(j->fd, j->pending.buf, j->pending.len);
+	if (rc == 0) {
+		j->size += j->pending.len;
+		j->writes++;
+		if (j->cutting && text_add(&j->tail, j->pending.buf, j->pending.len) < 0)
+			rc = -ENOMEM;
+	}
+	/* Failed or not, these are gone: the state in memory stays right;
+	 * only a crash now could lose them, which the caller reports. */
+	j->pending.len = 0;
+	return rc;
+}
+
+int journal_flush(struct journal *j)
+{
+	int rc;
+
+	pthread_mutex_lock(&j->lock);
+	rc = write_pending(j);
+	pthread_mutex_unlock(&j->lock);
+	return rc;
+}
+
 int journal_sync(struct journal *j)
 {
-	if (!atomic_exchange(&j->dirty, false) || j->no_sync)
-		return 0;
-	if (fdatasync(j->fd) < 0) {
-		atomic_store(&j->dirty, true);
+	uint64_t writes;
+	int rc, fd;
+
+	pthread_mutex_lock(&j->lock);
+	rc = write_pending(j);
+	writes = j->writes;
+	fd = j->fd;
+	pthread_mutex_unlock(&j->lock);
+	if (rc < 0 || writes == j->synced || j->no_sync)
+		return rc;
+	/* Only this thread syncs or replaces the file: FD stays valid. */
+	if (fdatasync(fd) < 0)
 		return -errno;
-	}
+	j->synced = writes;
 	return 0;
 }
 
 uint64_t journal_size(struct journal *j)
 {
-	return j->size;
+	uint64_t size;
+
+	pthread_mutex_lock(&j->lock);
+	size = j->size + j->pending.len;
+	pthread_mutex_unlock(&j->lock);
+	return size;
 }
 
 /* ---- replay ---- */
@@ -409,29 +493,67 @@ set_aside:
 
 /* ---- compaction ---- */
 
-int journal_rewrite(struct journal *j, int (*each)(void *arg, struct journal *fresh), void *arg)
+void journal_cut(struct journal *j)
+{
+	pthread_mutex_lock(&j->lock);
+	/* Everything before the cut is in the snapshot: write it out to the
+	 * old file, which stays whole until it is replaced. */
+	write_pending(j);
+	j->tail.len = 0;
+	j->cutting = true;
+	pthread_mutex_unlock(&j->lock);
+}
+
+static void cut_abandoned(struct journal *j, int fd)
+{
+	pthread_mutex_lock(&j->lock);
+	j->cutting = false;
+	j->tail.len = 0;
+	pthread_mutex_unlock(&j->lock);
+	if (fd >= 0)
+		close(fd);
+	unlinkat(j->dir_fd, JOURNAL_NEW, 0);
+}
+
+int journal_replace(struct journal *j, const char *snapshot, size_t len)
 {
 	struct journal fresh = {.dir_fd = j->dir_fd, .fd = -1};
 	int rc = open_file(j->dir_fd, JOURNAL_NEW, O_TRUNC, &fresh);
 
+	/* The snapshot, written and synced while everyone else goes on. */
 	if (rc == 0)
-		rc = each(arg, &fresh);
-	if (rc == 0 && fsync(fresh.fd) < 0)
+		rc = write_all(fresh.fd, snapshot, len);
+	if (rc == 0 && !j->no_sync && fdatasync(fresh.fd) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		cut_abandoned(j, fresh.fd);
+		return rc;
+	}
+	fresh.size += len;
+	/* Then, with appenders held for a moment, the records since the cut. */
+	pthread_mutex_lock(&j->lock);
+	rc = write_pending(j);
+	if (rc == 0 && j->tail.len)
+		rc = write_all(fresh.fd, j->tail.buf, j->tail.len);
+	if (rc == 0 && !j->no_sync && fdatasync(fresh.fd) < 0)
 		rc = -errno;
 	if (rc == 0 && renameat(j->dir_fd, JOURNAL_NEW, j->dir_fd, JOURNAL_NAME) < 0)
 		rc = -errno;
-	if (rc == 0 && fsync(j->dir_fd) < 0)
-		rc = -errno;
+	if (rc == 0) {
+		close(j->fd);
+		j->fd = fresh.fd;
+		j->size = fresh.size + j->tail.len;
+		j->reserved = 0;
+		j->writes++;
+		j->synced = j->writes;
+		j->cutting = false;
+		j->tail.len = 0;
+	}
+	pthread_mutex_unlock(&j->lock);
 	if (rc < 0) {
-		if (fresh.fd >= 0)
-			close(fresh.fd);
-		unlinkat(j->dir_fd, JOURNAL_NEW, 0);
+		cut_abandoned(j, fresh.fd);
 		return rc;
 	}
-	close(j->fd);
-	j->fd = fresh.fd;
-	j->size = fresh.size;
-	j->reserved = fresh.reserved;
-	atomic_store(&j->dirty, false);
-	return 0;
+	reserve_ahead(j, 0);
+	return fsync(j->dir_fd) < 0 ? -errno : 0;
 }

@@ -9,8 +9,12 @@
  * checked against the files in the spool (the files are the truth), and
  * rewritten as one snapshot record per file.
  *
- * Not thread-safe by itself: the queue calls journal_append under its own
- * lock; journal_sync may run concurrently with appends. */
+ * Threads: appends come under the queue's lock and only queue the
+ * records in memory (a memcpy); whoever appended writes them out with
+ * journal_flush after letting go of that lock, before its caller goes on,
+ * so the disk is never touched under the queue's lock and a record is in
+ * the kernel before the operation that made it returns.  journal_sync and
+ * compaction run on one thread (the uploader's maintenance). */
 #ifndef INGESTFS_JOURNAL_H
 #define INGESTFS_JOURNAL_H
 
@@ -43,13 +47,16 @@ struct journal;
 int journal_open(int state_fd, struct journal **out);
 void journal_close(struct journal *j);
 
-/* Append one record; -errno on failure (the caller logs; memory stays right). */
+/* Queue one record, or several in order; 0 or -errno. */
 int journal_append(struct journal *j, const struct journal_record *r);
-/* Append several records in one write. */
 int journal_append_many(struct journal *j, const struct journal_record *r, size_t n);
-/* Make everything appended so far durable.  Cheap when nothing is new. */
+/* Write what was queued (one write(2)); -errno when it could not be
+ * written (the records are dropped: the caller logs it). */
+int journal_flush(struct journal *j);
+/* Write what was queued and make everything durable.  Cheap when
+ * nothing is new. */
 int journal_sync(struct journal *j);
-/* Bytes in the journal file, to decide when to compact. */
+/* Bytes in the journal, to decide when to compact. */
 uint64_t journal_size(struct journal *j);
 
 struct journal_replay_stats {
@@ -64,9 +71,15 @@ struct journal_replay_stats {
 int journal_replay(int state_fd, void (*apply)(void *arg, const struct journal_record *r),
 		   void *arg, struct journal_replay_stats *stats);
 
-/* Replace the journal by the records EACH emits (it calls journal_append on
- * the new journal it is given), durably: write, fsync, rename, fsync dir. */
-int journal_rewrite(struct journal *j, int (*each)(void *arg, struct journal *fresh), void *arg);
+/* Compaction, so that no one waits for the disk: under the lock that
+ * orders appends, the caller takes a snapshot (journal_encode) and calls
+ * journal_cut; then, without it, journal_replace writes the snapshot and
+ * the records appended since the cut to a new file and puts it in place
+ * durably (write, fsync, rename, fsync dir).  On failure the old journal
+ * stays and is whole. */
+int journal_encode(const struct journal_record *r, size_t n, char **out, size_t *outlen);
+void journal_cut(struct journal *j);
+int journal_replace(struct journal *j, const char *snapshot, size_t len);
 
 /* Exposed for the unit tests and the fuzzer. */
 int journal_format(const struct journal_record *r, char *buf, size_t size);

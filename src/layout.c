@@ -115,6 +115,13 @@ const char *layout_content_type(const char *name)
 	return t ? t->mime : "application/octet-stream";
 }
 
+bool layout_below(const char *path, const char *dir, size_t dlen, bool self)
+{
+	if (dlen == 0)
+		return true;
+	return strncmp(path, dir, dlen) == 0 && (path[dlen] == '/' || (self && path[dlen] == '\0'));
+}
+
 bool layout_has_control_chars(const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {

@@ -62,6 +62,10 @@ int layout_check_file(const char *path);
 
 bool layout_has_control_chars(const char *s, size_t len);
 
+/* Whether PATH is below the folder DIR (DLEN bytes; 0: the root, below
+ * which everything is), or with SELF also DIR itself. */
+bool layout_below(const char *path, const char *dir, size_t dlen, bool self);
+
 /* Percent-encode like JavaScript's encodeURIComponent.  Returns a malloc'd
  * string or NULL when out of memory. */
 char *layout_url_encode(const char *s, size_t len);

@@ -243,7 +243,7 @@ oom:
 		free(s);
 	}
 	annot_untrack(q, e);
-	e->state = FILE_FAILED;
+	entry_set_state(q, e, FILE_FAILED);
 	entry_set_result(e, "out of memory: this annotation file is not used");
 }
 
@@ -279,7 +279,7 @@ void annot_make_due(struct queue *q, struct entry *e, bool fresh)
 	s->due = true;
 	if (fresh) {
 		s->fresh = true;
-		e->state = FILE_PENDING;
+		entry_set_state(q, e, FILE_PENDING);
 		entry_set_result(e, "waiting to be read");
 	}
 	wake_uploader(q);
@@ -307,7 +307,7 @@ size_t queue_take_loads(struct queue *q, struct queue_load *out, size_t max)
 			n++;
 		}
 	}
-	pthread_mutex_unlock(&q->lock);
+	queue_unlock(q);
 	return n;
 }
 
@@ -379,7 +379,7 @@ void queue_load_done(struct queue *q, const struct queue_load *load, struct anno
 	/* Its samples may go now. */
 	wake_uploader(q);
 out:
-	pthread_mutex_unlock(&q->lock);
+	queue_unlock(q);
 }
 
 /* ---- what a sample's request carries ---- */
@@ -672,7 +672,7 @@ static void set_state(struct queue *q, struct entry *e, enum file_state state, c
 {
 	bool changed = e->state != state || !e->result || strcmp(e->result, text) != 0;
 
-	e->state = state;
+	entry_set_state(q, e, state);
 	entry_set_result(e, text);
 	if (changed && state_is_final(state))
 		journal_note(q, e, JOURNAL_DONE);

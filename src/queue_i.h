@@ -4,13 +4,18 @@
  *
  * Locking: one mutex, queue.lock, guards every field of struct queue and
  * of every entry and annotation source.  Every function declared here
- * expects it held.  No I/O happens under it except journal appends (one
- * write(2) each); the only call-out is the waker, which must not call
- * back into the queue. */
+ * expects it held.  No write, fsync or rename happens under it: journal
+ * records are queued in memory (journal.h takes its own lock after this
+ * one, for a memcpy) and written by queue_unlock; the state index
+ * (store.h) is read under it, from the page cache, and written by the
+ * maintenance thread without it.  The only call-out is the waker, which
+ * must not call back into the queue.  Order: queue.lock, then
+ * journal.lock or the store's read lock; never the other way. */
 #ifndef INGESTFS_QUEUE_I_H
 #define INGESTFS_QUEUE_I_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -70,8 +75,11 @@ struct queue {
 	struct entry_list_head settling; /* ordered by due_ms: settle is constant */
 	struct entry_list_head pending;
 	bool paused;
-	struct journal *journal; /* NULL: nothing is persisted (unit tests) */
-	bool journal_failing;
+	struct journal *journal;     /* NULL: nothing is persisted (unit tests) */
+	atomic_bool journal_failed;  /* an append failed (out of memory) */
+	atomic_bool journal_failing; /* said so in the log */
+	struct dir_counts **dirs;    /* counts per folder and its subtree */
+	size_t ndirs_buckets, ndirs;
 	struct source_index sources;        /* annotation files, by folder */
 	struct annot_source *dirty_sources; /* whose status is to be worked out again */
 	void (*wake)(void *);
@@ -83,8 +91,34 @@ struct queue {
 	unsigned rand_state;
 };
 
-/* queue.c */
+/* queue_table.c: the table and an entry's life. */
 struct entry *entry_find(struct queue *q, uint64_t ino);
+struct entry *entry_create(struct queue *q, uint64_t ino, const char *path);
+struct entry *entry_get(struct queue *q, uint64_t ino, const char *path);
+/* Forget an entry entirely (its journal record is the caller's). */
+void entry_destroy(struct queue *q, struct entry *e);
+void entry_free(struct entry *e);
+/* The doors through which an entry's state, size and path change (the
+ * folder counts follow): nothing else assigns them.  entry_set_path takes
+ * PATH over and returns the old one, for the caller to free. */
+void entry_set_state(struct queue *q, struct entry *e, enum file_state state);
+void entry_set_size(struct queue *q, struct entry *e, uint64_t size);
+char *entry_set_path(struct queue *q, struct entry *e, char *path);
+/* New content, or a new destination: forget everything about earlier
+ * attempts, and make results of requests in flight stale. */
+void entry_reset_attempts(struct entry *e);
+void list_unlink(struct queue *q, struct entry *e);
+void list_append(struct queue *q, struct entry *e, enum entry_list which);
+struct journal_record entry_record(const struct entry *e, enum journal_kind kind);
+void journal_note_many(struct queue *q, const struct journal_record *r, size_t n);
+/* Every public function ends with this instead of unlocking itself. */
+void queue_unlock(struct queue *q);
+/* Wake the uploader if it would otherwise look after DUE_MS. */
+void wake_uploader_by(struct queue *q, int64_t due_ms);
+struct layout_path;
+bool label_equal(const struct layout_path *a, const struct layout_path *b);
+/* Whether files at A and B go to the same (category, label). */
+bool same_destination(const char *a, const char *b);
 struct entry *entry_find_path(struct queue *q, const char *path);
 void entry_set_result(struct entry *e, const char *text);
 void journal_note(struct queue *q, const struct entry *e, enum journal_kind kind);
@@ -95,6 +129,15 @@ bool state_is_final(enum file_state s);
 bool entry_retry(struct queue *q, struct entry *e, bool resend, int64_t now);
 /* Length of PATH's folder part ("" for a name at the root). */
 size_t dir_len(const char *path);
+
+/* queue_status.c: counts per folder, kept as entries change, so that a
+ * folder's summary costs a look-up, not a pass over every file. */
+void counts_add(struct queue *q, const struct entry *e, int sign);
+void counts_free(struct queue *q);
+
+/* queue_schedule.c */
+/* E is to go at DUE_MS (an annotation file: to be read). */
+void entry_make_pending(struct queue *q, struct entry *e, int64_t due_ms);
 
 /* queue_annot.c: annotation files (see doc/internals.md). */
 

@@ -143,7 +143,7 @@ static void writing_renamed(struct watcher *w, const char *from, const char *to,
 	for (size_t i = 0; i < w->nwriting; i++) {
 		char *p = w->writing[i].path, *fresh;
 
-		if (strncmp(p, from, n) != 0 || !(p[n] == '\0' || (is_dir && p[n] == '/')))
+		if (!(is_dir ? layout_below(p, from, n, true) : strcmp(p, from) == 0))
 			continue;
 		if (asprintf(&fresh, "%s%s", to, p + n) >= 0) {
 			free(p);
@@ -159,7 +159,7 @@ static void writing_forget(struct watcher *w, const char *path, bool is_dir)
 	for (size_t i = 0; i < w->nwriting;) {
 		const char *p = w->writing[i].path;
 
-		if (strncmp(p, path, n) == 0 && (p[n] == '\0' || (is_dir && p[n] == '/')))
+		if (is_dir ? layout_below(p, path, n, true) : strcmp(p, path) == 0)
 			writing_take(w, i);
 		else
 			i++;
@@ -375,7 +375,7 @@ static void rename_watched_dirs(struct watcher *w, const char *from, const char 
 	for (int i = 0; i < w->nwd; i++) {
 		char *p = w->wd_path[i], *fresh;
 
-		if (!p || strncmp(p, from, n) != 0 || (p[n] != '/' && p[n] != '\0'))
+		if (!p || !layout_below(p, from, n, true))
 			continue;
 		if (asprintf(&fresh, "%s%s", to, p + n) >= 0) {
 			free(p);
