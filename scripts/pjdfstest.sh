@@ -117,7 +117,7 @@ run() {
 		summary=$(grep -E '^Files=|^Result:' "$work/$name-$t.out" | tr '\n' ' ')
 		failed=$(grep -c '^not ok' "$work/$name-$t.out" || true)
 		echo "$name $t: $failed failed; $summary"
-		[ "$failed" -gt 0 ] && classify "$work/$name-$t.out"
+		if [ "$failed" -gt 0 ]; then classify "$work/$name-$t.out"; fi
 	done
 }
 echo "=== ingestfs (allow_other, a folder below training/)"

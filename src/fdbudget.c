@@ -9,20 +9,21 @@
 #include "fdbudget.h"
 #include "log.h"
 
-#define USERS_MAX 64
+#define USERS_MAX 256
 /* With no limit to speak of, still keep a user from taking everything. */
 #define BUDGET_MIN 64
 
 struct holder {
 	uid_t uid;
 	unsigned held;
+	bool warned; /* its refusal is logged; again only once it is well below */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned budget = ~0u, held;
 static struct holder users[USERS_MAX];
 static size_t nusers;
-static bool short_of; /* refusing, and said so */
+static bool short_of; /* the whole budget is spent, and the log said so */
 
 unsigned long fdbudget_init(unsigned reserve)
 {
@@ -46,6 +47,8 @@ unsigned long fdbudget_init(unsigned reserve)
 	return (unsigned long)rl.rlim_cur;
 }
 
+/* The holder of UID, or (ADD) a new one; NULL when the table is full
+ * (then only the whole budget limits that user). */
 static struct holder *holder_of(uid_t uid, bool add)
 {
 	for (size_t i = 0; i < nusers; i++) {
@@ -58,14 +61,37 @@ static struct holder *holder_of(uid_t uid, bool add)
 	return &users[nusers++];
 }
 
-static void refused(uid_t uid, unsigned mine)
+static bool over_share(uid_t uid, const struct holder *h)
 {
-	if (short_of)
-		return;
-	short_of = true;
-	log_warn("open files in the mount are at their limit (%u held; user %u holds %u): "
-		 "new opens get EMFILE until some close (raise LimitNOFILE or ulimit -n)",
-		 held, (unsigned)uid, mine);
+	return uid != 0 && h && h->held >= budget / 2;
+}
+
+/* One line when a user hits its share, one when all are spent; again
+ * only after it has passed (well below: no line per open and close). */
+static void refused(uid_t uid, struct holder *h)
+{
+	if (held >= budget) {
+		if (!short_of)
+			log_warn("open files in the mount are at their limit (%u held): new opens "
+				 "get EMFILE until some close (raise LimitNOFILE or ulimit -n)",
+				 held);
+		short_of = true;
+	} else if (h && !h->warned) {
+		log_warn("user %u holds half of the files the mount may have open (%u): its new "
+			 "opens get EMFILE until some close",
+			 (unsigned)uid, h->held);
+		h->warned = true;
+	}
+}
+
+static void recovered(struct holder *h)
+{
+	if (short_of && held < budget * 9 / 10) {
+		short_of = false;
+		log_info("open files in the mount are below their limit again");
+	}
+	if (h && h->warned && h->held < budget / 4)
+		h->warned = false;
 }
 
 int fdbudget_take(uid_t uid)
@@ -75,18 +101,17 @@ int fdbudget_take(uid_t uid)
 
 	pthread_mutex_lock(&lock);
 	h = holder_of(uid, true);
-	if (held >= budget || (uid != 0 && h && h->held >= budget / 2)) {
-		refused(uid, h ? h->held : 0);
+	if (held >= budget || over_share(uid, h)) {
+		refused(uid, h);
 		rc = -EMFILE;
 	} else {
 		held++;
 		if (h)
 			h->held++;
-		if (short_of && held < budget * 9 / 10) {
-			short_of = false;
-			log_info("open files in the mount are below their limit again");
-		}
 	}
+	/* A holder that holds nothing goes (refused ones too). */
+	if (h && h->held == 0 && !h->warned)
+		*h = users[--nusers];
 	pthread_mutex_unlock(&lock);
 	return rc;
 }
@@ -99,7 +124,10 @@ void fdbudget_give(uid_t uid)
 	h = holder_of(uid, false);
 	if (held)
 		held--;
-	if (h && h->held && --h->held == 0)
+	if (h && h->held)
+		h->held--;
+	recovered(h);
+	if (h && h->held == 0 && !h->warned)
 		*h = users[--nusers];
 	pthread_mutex_unlock(&lock);
 }

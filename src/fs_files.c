@@ -105,10 +105,9 @@ static int open_handle(const char *path, int fd, int flags, bool created, struct
 	struct fs_handle *h = calloc(1, sizeof(*h));
 	bool content_new = created || (flags & O_TRUNC);
 	struct stat st;
+	int err = !h ? ENOMEM : fstat(fd, &st) < 0 ? errno : !S_ISREG(st.st_mode) ? EINVAL : 0;
 
-	if (!h || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		int err = h ? (errno ? errno : EINVAL) : ENOMEM;
-
+	if (err) {
 		free(h);
 		close(fd);
 		fdbudget_give(fuse_get_context()->uid);
@@ -117,7 +116,8 @@ static int open_handle(const char *path, int fd, int flags, bool created, struct
 	h->fd = fd;
 	h->ino = (uint64_t)st.st_ino;
 	h->uid = fuse_get_context()->uid;
-	h->writable = (flags & O_ACCMODE) != O_RDONLY;
+	/* O_TRUNC changes the content even on a read-only open. */
+	h->writable = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
 	if (h->writable) {
 		queue_open_write(c->q, h->ino, rel(path));
 		if (content_new)
@@ -133,9 +133,12 @@ static int open_handle(const char *path, int fd, int flags, bool created, struct
 int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
 	uid_t uid = fuse_get_context()->uid;
-	const char *name;
+	const char *name = strrchr(path, '/');
 	int rc = layout_check_file(rel(path)), dir, fd;
 
+	/* libfuse's own names for unlinked open files are not to be made. */
+	if (rc == 0 && layout_is_fuse_hidden(name ? name + 1 : path))
+		rc = -EPERM;
 	if (rc < 0)
 		return rc;
 	if ((rc = fdbudget_take(uid)) < 0)
@@ -145,7 +148,10 @@ int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 		fdbudget_give(uid);
 		return dir;
 	}
-	fd = openat(dir, name, fi->flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	/* The kernel asks to create only names it believes free: one that
+	 * exists is one it does not know (a file unlinked while open, kept
+	 * under a hidden name), which no one may open by creating it. */
+	fd = openat(dir, name, fi->flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 		    fs_without_privileges(mode, false));
 	rc = fd < 0 ? -errno : 0;
 	if (fd >= 0)

@@ -19,9 +19,14 @@
 #include "fs_i.h"
 #include "layout.h"
 
-/* libfuse keeps an open file that was unlinked under this name until its
- * last close (fs_init): never shown, never uploaded. */
-#define HIDDEN_PREFIX ".fuse_hidden"
+/* Names only libfuse may make (layout_is_fuse_hidden): a user who could
+ * would hide files from readdir, or have them swept at the next start. */
+static int check_not_hidden(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return layout_is_fuse_hidden(slash ? slash + 1 : path) ? -EPERM : 0;
+}
 
 struct fs_dir {
 	DIR *dp;
@@ -37,6 +42,8 @@ int fs_mkdir(const char *path, mode_t mode)
 	const char *name;
 	int rc = layout_check_dir(rel(path)), dir;
 
+	if (rc == 0)
+		rc = check_not_hidden(path);
 	if (rc < 0)
 		return rc;
 	dir = beneath_parent(ctx()->files_fd, rel(path), &name);
@@ -112,7 +119,7 @@ int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t offset
 				break;
 		}
 		next = telldir(d->dp);
-		if (strncmp(d->entry->d_name, HIDDEN_PREFIX, strlen(HIDDEN_PREFIX)) == 0)
+		if (layout_is_fuse_hidden(d->entry->d_name))
 			goto skip;
 		memset(&st, 0, sizeof(st));
 		st.st_ino = d->entry->d_ino;
@@ -142,65 +149,107 @@ int fs_releasedir(const char *path, struct fuse_file_info *fi)
 
 /* ---- a file known by several names (hard links) ---- */
 
-/* Another name of INO below the folder REL (relative path), into OUT. */
-static bool other_name_below(int dir, const char *rel_dir, uint64_t ino, const char * not,
-			     char *out, size_t size, unsigned depth)
+/* Looking for another name of a file: the best found so far (a name that
+ * is uploaded wins over an ignored one), and how much is left to look at,
+ * so that a huge spool costs a bounded walk. */
+struct name_search {
+	uint64_t ino;
+	const char *not1, *not2;
+	char best[PATH_MAX];
+	bool found, found_ignored;
+	unsigned budget;
+};
+
+static void consider(struct name_search *ns, const char *path)
+{
+	bool ignored = layout_ignored(path) != NULL;
+
+	if (strcmp(path, ns->not1) == 0 || (ns->not2 && strcmp(path, ns->not2) == 0))
+		return;
+	if (ns->found && (ignored || !ns->found_ignored))
+		return;
+	snprintf(ns->best, sizeof(ns->best), "%s", path);
+	ns->found = true;
+	ns->found_ignored = ignored;
+}
+
+static void search_below(int dir, const char *rel_dir, struct name_search *ns, unsigned depth)
 {
 	DIR *d = fdopendir(dir);
 	struct dirent *de;
-	bool found = false;
 
 	if (!d) {
 		close(dir);
-		return false;
+		return;
 	}
-	while (!found && (de = readdir(d))) {
+	while (ns->budget && !(ns->found && !ns->found_ignored) && (de = readdir(d))) {
 		char path[PATH_MAX];
 
+		ns->budget--;
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
 		    (size_t)snprintf(path, sizeof(path), "%s%s%s", rel_dir, *rel_dir ? "/" : "",
 				     de->d_name) >= sizeof(path))
 			continue;
-		if (de->d_type == DT_REG && de->d_ino == ino && strcmp(path, not ) != 0) {
-			snprintf(out, size, "%s", path);
-			found = true;
-		} else if (de->d_type == DT_DIR && depth < 64) {
+		if (de->d_type == DT_REG && de->d_ino == ns->ino) {
+			consider(ns, path);
+		} else if (de->d_type == DT_DIR && depth > 0) {
 			int sub = openat(dirfd(d), de->d_name,
 					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
 			if (sub >= 0)
-				found = other_name_below(sub, path, ino, not, out, size, depth + 1);
+				search_below(sub, path, ns, depth - 1);
 		}
 	}
 	closedir(d);
-	return found;
 }
 
-/* The name REL of a file with other names is going: a queue that knew the
- * file by it follows it to another one (its folder first, then the mount). */
-static void name_gone(const char *rel_path, const struct stat *st)
+/* Another name of ST's file than NOT1 and NOT2: its folder first, then
+ * the whole mount (a bounded look). */
+static bool other_name(const char *rel_path, const struct stat *st, const char *not2,
+		       struct name_search *ns)
 {
-	struct queue *q = ctx()->q;
 	const char *slash = strrchr(rel_path, '/');
-	char known[PATH_MAX], other[PATH_MAX], dir[PATH_MAX];
+	char dir[PATH_MAX];
 	int fd;
 
-	if (!queue_path_of(q, (uint64_t)st->st_ino, known, sizeof(known)) ||
-	    strcmp(known, rel_path) != 0)
-		return;
+	*ns = (struct name_search){
+		.ino = (uint64_t)st->st_ino, .not1 = rel_path, .not2 = not2, .budget = 200000};
 	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - rel_path) : 0, rel_path);
 	fd = beneath_open(ctx()->files_fd, dir[0] ? dir : ".", O_RDONLY | O_DIRECTORY, 0);
-	if (fd >= 0 &&
-	    other_name_below(fd, dir, (uint64_t)st->st_ino, rel_path, other, sizeof(other), 63))
-		goto found;
-	fd = beneath_open(ctx()->files_fd, ".", O_RDONLY | O_DIRECTORY, 0);
-	if (fd < 0 ||
-	    !other_name_below(fd, "", (uint64_t)st->st_ino, rel_path, other, sizeof(other), 0)) {
-		queue_removed(q, (uint64_t)st->st_ino);
-		return;
+	if (fd >= 0)
+		search_below(fd, dir, ns, 0);
+	if (!ns->found || ns->found_ignored) {
+		fd = beneath_open(ctx()->files_fd, ".", O_RDONLY | O_DIRECTORY, 0);
+		if (fd >= 0)
+			search_below(fd, "", ns, 64);
 	}
-found:
-	queue_renamed(q, rel_path, other, (uint64_t)st->st_ino, (uint64_t)st->st_size, false);
+	return ns->found;
+}
+
+static bool known_by(uint64_t ino, const char *rel_path)
+{
+	char known[PATH_MAX];
+
+	return queue_path_of(ctx()->q, ino, known, sizeof(known)) && strcmp(known, rel_path) == 0;
+}
+
+/* The name REL of a file with other names is going (unlinked, or renamed
+ * to a name that is not uploaded, NOT2): a queue that knew the file by it
+ * knows it by another one from now on, as it is, since its content did
+ * not change; with no other name left, it is gone. */
+static void name_gone(const char *rel_path, const struct stat *st, const char *not2)
+{
+	struct name_search ns;
+
+	if (!known_by((uint64_t)st->st_ino, rel_path))
+		return;
+	if (other_name(rel_path, st, not2, &ns))
+		queue_relinked(ctx()->q, (uint64_t)st->st_ino, rel_path, ns.best);
+	else if (!not2)
+		queue_removed(ctx()->q, (uint64_t)st->st_ino);
+	else
+		queue_renamed(ctx()->q, rel_path, not2, (uint64_t)st->st_ino, (uint64_t)st->st_size,
+			      false);
 }
 
 /* ---- names ---- */
@@ -223,7 +272,7 @@ int fs_unlink(const char *path)
 	if (rc < 0 || !known)
 		return rc;
 	if (st.st_nlink > 1)
-		name_gone(rel(path), &st);
+		name_gone(rel(path), &st, NULL);
 	else
 		queue_removed(ctx()->q, (uint64_t)st.st_ino);
 	return 0;
@@ -246,9 +295,16 @@ static void renamed(const char *from, const char *to, const struct stat *src,
 
 	if (replaced && S_ISREG(dst->st_mode) && dst->st_ino != src->st_ino) {
 		if (dst->st_nlink > 1)
-			name_gone(to, dst);
+			name_gone(to, dst, NULL);
 		else
 			queue_removed(q, (uint64_t)dst->st_ino);
+	}
+	/* One name of a file with several put in the trash (or any name that
+	 * is not uploaded): the file stays known by another. */
+	if (S_ISREG(src->st_mode) && src->st_nlink > 1 && layout_ignored(to) &&
+	    known_by((uint64_t)src->st_ino, from)) {
+		name_gone(from, src, to);
+		return;
 	}
 	/* A link or anything else is not the queue's; a second name of a
 	 * file moving is not the file moving (queue_renamed checks). */
@@ -300,6 +356,8 @@ int fs_link(const char *from, const char *to)
 	char known[PATH_MAX];
 	int dfrom, dto = -1, rc = layout_check_file(rel(to));
 
+	if (rc == 0)
+		rc = check_not_hidden(to);
 	if (rc < 0)
 		return rc;
 	dfrom = beneath_parent(ctx()->files_fd, rel(from), &nfrom);
@@ -324,6 +382,8 @@ int fs_symlink(const char *target, const char *path)
 	const char *name;
 	int rc = layout_check_file(rel(path)), dir;
 
+	if (rc == 0)
+		rc = check_not_hidden(path);
 	if (rc < 0)
 		return rc;
 	dir = beneath_parent(ctx()->files_fd, rel(path), &name);

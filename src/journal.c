@@ -193,7 +193,7 @@ static int parse_u64(const char *s, uint64_t *out)
 static bool kind_valid(char k)
 {
 	return k == JOURNAL_WRITING || k == JOURNAL_QUEUED || k == JOURNAL_SENT ||
-	       k == JOURNAL_DONE || k == JOURNAL_REMOVED || k == JOURNAL_FILE;
+	       k == JOURNAL_DONE || k == JOURNAL_REMOVED || k == JOURNAL_FILE || k == JOURNAL_PATH;
 }
 
 int journal_parse(char *line, size_t len, struct journal_record *r)

@@ -29,6 +29,7 @@ enum journal_kind {
 	JOURNAL_DONE = 'T',    /* a final result: state and result text */
 	JOURNAL_REMOVED = 'X', /* unlinked or replaced */
 	JOURNAL_FILE = 'F',    /* snapshot of one file, written by compaction */
+	JOURNAL_PATH = 'P',    /* known by another name now (renamed, relinked) */
 };
 
 struct journal_record {

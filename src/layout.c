@@ -115,6 +115,16 @@ const char *layout_content_type(const char *name)
 	return t ? t->mime : "application/octet-stream";
 }
 
+bool layout_is_fuse_hidden(const char *name)
+{
+	static const char prefix[] = ".fuse_hidden";
+	size_t n = strlen(prefix);
+
+	if (strncmp(name, prefix, n) != 0 || strlen(name) != n + 16)
+		return false;
+	return strspn(name + n, "0123456789abcdef") == 16;
+}
+
 bool layout_below(const char *path, const char *dir, size_t dlen, bool self)
 {
 	if (dlen == 0)

@@ -62,6 +62,10 @@ int layout_check_file(const char *path);
 
 bool layout_has_control_chars(const char *s, size_t len);
 
+/* libfuse's name for a file unlinked while open (".fuse_hidden" and 16
+ * hex digits): kept until its last close, never shown, never uploaded. */
+bool layout_is_fuse_hidden(const char *name);
+
 /* Whether PATH is below the folder DIR (DLEN bytes; 0: the root, below
  * which everything is), or with SELF also DIR itself. */
 bool layout_below(const char *path, const char *dir, size_t dlen, bool self);

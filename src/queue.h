@@ -131,6 +131,9 @@ void queue_write_failed(struct queue *q, uint64_t ino, int err);
 void queue_renamed(struct queue *q, const char *from, const char *to, uint64_t ino, uint64_t size,
 		   bool is_dir);
 void queue_removed(struct queue *q, uint64_t ino);
+/* A file with several names (hard links) known by FROM is known by TO,
+ * another of its names, from now on: its status stays, nothing is sent. */
+void queue_relinked(struct queue *q, uint64_t ino, const char *from, const char *to);
 /* A file (or, IS_DIR, a folder's files) gone from where it was, when its
  * inode is no longer known (inotify reports deletions by name). */
 void queue_forget(struct queue *q, const char *path, bool is_dir);

@@ -171,6 +171,8 @@ static void entry_moved(struct queue *q, struct entry *e, char *new_path)
 
 	annot_touch(q, e); /* the annotation files that named it by its old name */
 	entry_set_path(q, e, new_path);
+	/* Without a look at the spool at start, the journal must know. */
+	journal_note(q, e, JOURNAL_PATH);
 	if (was_source != (e->source != NULL) && !ignored_reason(new_path) &&
 	    e->state != FILE_IGNORED) {
 		/* A sample became an annotation file, or the other way: new to
@@ -285,6 +287,22 @@ void queue_renamed(struct queue *q, const char *from, const char *to, uint64_t i
 		entry_moved(q, e, np);
 out:
 	queue_unlock(q);
+}
+
+void queue_relinked(struct queue *q, uint64_t ino, const char *from, const char *to)
+{
+	struct entry *e;
+	char *np = strdup(to);
+
+	pthread_mutex_lock(&q->lock);
+	e = entry_find(q, ino);
+	if (e && np && strcmp(e->path, from) == 0) {
+		free(entry_set_path(q, e, np));
+		np = NULL;
+		journal_note(q, e, JOURNAL_PATH);
+	}
+	queue_unlock(q);
+	free(np);
 }
 
 void queue_removed(struct queue *q, uint64_t ino)

@@ -54,8 +54,19 @@ static void replay_into(struct queue *q, struct entry *e, const struct journal_r
 		e->maybe_sent = e->maybe_sent || r->maybe_sent;
 		entry_set_result(e, r->result);
 		break;
-	case JOURNAL_REMOVED: break;
+	case JOURNAL_REMOVED:
+	case JOURNAL_PATH: break;
 	}
+}
+
+/* Every record but a removal names the file as it was then. */
+static void replay_path(struct queue *q, struct entry *e, const struct journal_record *r)
+{
+	char *path;
+
+	if (!r->path || !r->path[0] || strcmp(r->path, e->path) == 0 || !(path = strdup(r->path)))
+		return;
+	free(entry_set_path(q, e, path));
 }
 
 void queue_replay(struct queue *q, const struct journal_record *r)
@@ -71,8 +82,10 @@ void queue_replay(struct queue *q, const struct journal_record *r)
 	}
 	if (!e)
 		e = entry_create(q, r->ino, r->path ? r->path : "");
-	if (e)
+	if (e) {
+		replay_path(q, e, r);
 		replay_into(q, e, r);
+	}
 out:
 	queue_unlock(q);
 }

@@ -122,7 +122,7 @@ static int recover_queue(struct service *s)
 	if (js.damaged || js.torn_tail)
 		log_warn("the queue journal had %zu damaged line(s)%s; the files decide",
 			 js.damaged, js.torn_tail ? " and a torn last line" : "");
-	found = spool_scan(&s->spool, s->queue);
+	found = spool_scan(&s->spool, s->queue, !s->written_outside);
 	if (found < 0)
 		return service_fail("cannot read %s: %s", s->spool.files_path,
 				    strerror((int)-found));

@@ -18,9 +18,6 @@
 #include "layout.h"
 #include "spool.h"
 
-/* libfuse's name for an open file that was unlinked (fs_init). */
-#define FUSE_HIDDEN ".fuse_hidden"
-
 static int mkdir_p(const char *path, mode_t mode)
 {
 	char *copy = strdup(path);
@@ -50,15 +47,21 @@ static int open_subdir(int parent, const char *name, mode_t mode)
 	return fd < 0 ? -errno : fd;
 }
 
-/* A folder of ours with MODE whatever the umask, when we make it. */
+/* A folder of the mount that every user must be able to enter: MODE
+ * whatever the umask when we make it, and at least r-x for all after (a
+ * spool made under an older umask=077 unit had them 0700). */
 static int make_dir(int parent, const char *name, mode_t mode)
 {
 	bool fresh = faccessat(parent, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0;
 	int fd = open_subdir(parent, name, mode), rc = 0;
+	struct stat st;
 
 	if (fd < 0)
 		return fd;
 	if (fresh && fchmod(fd, mode) < 0)
+		rc = -errno;
+	else if (!fresh && fstat(fd, &st) == 0 && (st.st_mode & 055) != 055 &&
+		 fchmod(fd, (st.st_mode & 07777) | 055) < 0)
 		rc = -errno;
 	close(fd);
 	return rc;
@@ -82,6 +85,36 @@ static int create_categories(int files_fd)
 static int create_trash(int files_fd)
 {
 	return make_dir(files_fd, ".Trash", 01777);
+}
+
+/* Every folder above DIR must be root's or ours, and writable by no one
+ * else unless sticky (/tmp): or another user could swap DIR for a link. */
+static int check_ancestors(const char *dir, char *err, size_t errsz)
+{
+	char real[PATH_MAX], *slash;
+	struct stat st;
+
+	if (!realpath(dir, real))
+		return 0; /* the open will say why */
+	while ((slash = strrchr(real, '/'))) {
+		*(slash == real ? slash + 1 : slash) = '\0';
+		if (stat(real, &st) < 0)
+			return 0;
+		if ((st.st_uid != 0 && st.st_uid != geteuid()) ||
+		    ((st.st_mode & 022) && !(st.st_mode & S_ISVTX))) {
+			snprintf(err, errsz,
+				 "%s is below %s, which %s: refusing it, since others could "
+				 "swap it for a link",
+				 dir, real,
+				 (st.st_uid != 0 && st.st_uid != geteuid())
+					 ? "another user owns"
+					 : "others may write to");
+			return -1;
+		}
+		if (slash == real)
+			return 0;
+	}
+	return 0;
 }
 
 /* A spool or state folder others can write to would let them plant links
@@ -143,13 +176,16 @@ int spool_open(struct spool *s, const char *dir, char *err, size_t errsz)
 		dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		rc = dirfd < 0 ? -errno : 0;
 	}
-	if (rc == 0 && check_private(dirfd, dir, err, errsz) < 0) {
+	if (rc == 0 &&
+	    (check_private(dirfd, dir, err, errsz) < 0 || check_ancestors(dir, err, errsz) < 0)) {
 		close(dirfd);
 		spool_close(s);
 		return -1;
 	}
 	if (rc == 0)
-		rc = s->files_fd = open_subdir(dirfd, "files", 0755); /* the mount root */
+		rc = make_dir(dirfd, "files", 0755); /* the mount root */
+	if (rc == 0)
+		rc = s->files_fd = open_subdir(dirfd, "files", 0755);
 	if (rc >= 0)
 		rc = s->state_fd = open_subdir(dirfd, "state", 0700);
 	if (rc >= 0 && check_private(s->state_fd, "its state folder", err, errsz) < 0) {
@@ -224,7 +260,8 @@ int spool_open_split(struct spool *s, const char *files_dir, const char *state_d
 			 strerror(-rc));
 		goto fail;
 	}
-	if (check_private(s->state_fd, state_dir, err, errsz) < 0)
+	if (check_private(s->state_fd, state_dir, err, errsz) < 0 ||
+	    check_ancestors(state_dir, err, errsz) < 0)
 		goto fail;
 	if (lock_state(s, state_dir, err, errsz) < 0)
 		goto fail;
@@ -347,7 +384,7 @@ char *spool_default_state_dir(const char *watched)
 	return state_home_path("watch-", watched);
 }
 
-static long scan_dir(struct queue *q, int dirfd, const char *rel, unsigned depth)
+static long scan_dir(struct queue *q, int dirfd, const char *rel, unsigned depth, bool sweep_hidden)
 {
 	DIR *d = fdopendir(dirfd);
 	struct dirent *de;
@@ -367,8 +404,7 @@ static long scan_dir(struct queue *q, int dirfd, const char *rel, unsigned depth
 			continue;
 		if (asprintf(&path, "%s%s%s", rel, *rel ? "/" : "", de->d_name) < 0)
 			break;
-		if (S_ISREG(st.st_mode) &&
-		    strncmp(de->d_name, FUSE_HIDDEN, strlen(FUSE_HIDDEN)) == 0) {
+		if (S_ISREG(st.st_mode) && sweep_hidden && layout_is_fuse_hidden(de->d_name)) {
 			/* Unlinked by its user while open, then we stopped. */
 			unlinkat(dirfd, de->d_name, 0);
 		} else if (S_ISREG(st.st_mode)) {
@@ -377,7 +413,7 @@ static long scan_dir(struct queue *q, int dirfd, const char *rel, unsigned depth
 		} else if (S_ISDIR(st.st_mode) && depth < 256) {
 			int sub = openat(dirfd, de->d_name,
 					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			long n = sub >= 0 ? scan_dir(q, sub, path, depth + 1) : 0;
+			long n = sub >= 0 ? scan_dir(q, sub, path, depth + 1, sweep_hidden) : 0;
 
 			if (n > 0)
 				found += n;
@@ -388,11 +424,11 @@ static long scan_dir(struct queue *q, int dirfd, const char *rel, unsigned depth
 	return found;
 }
 
-long spool_scan(struct spool *s, struct queue *q)
+long spool_scan(struct spool *s, struct queue *q, bool sweep_hidden)
 {
 	int fd = openat(s->files_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (fd < 0)
 		return -errno;
-	return scan_dir(q, fd, "", 0);
+	return scan_dir(q, fd, "", 0, sweep_hidden);
 }

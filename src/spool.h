@@ -4,6 +4,7 @@
 #ifndef INGESTFS_SPOOL_H
 #define INGESTFS_SPOOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "queue.h"
@@ -38,8 +39,10 @@ char *spool_default_dir(const char *mountpoint);
  * on a mount root started.  0, or -1 with ERR set. */
 int spool_set_owner(struct spool *s, const char *owner, char *err, size_t errsz);
 
-/* Reconcile the queue with every file already in the spool.  Returns the
+/* Reconcile the queue with every file already in the spool.  With
+ * SWEEP_HIDDEN (a mount's own spool, never a watched folder) files that
+ * were unlinked while open when we stopped are removed.  Returns the
  * number of files found, or -errno. */
-long spool_scan(struct spool *s, struct queue *q);
+long spool_scan(struct spool *s, struct queue *q, bool sweep_hidden);
 
 #endif

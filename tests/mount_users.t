@@ -105,6 +105,22 @@ sh(U, "printf more >> training/cam/photo.jpg")
 m.wait_done()
 t.eq(len(stored("photo.jpg")), 2, "new content does")
 
+n = requests()
+rc, out, err = user_python(U, """
+import os
+fd = os.open("training/cam/photo.jpg", os.O_WRONLY)
+os.truncate("training/cam/photo.jpg", os.stat("training/cam/photo.jpg").st_size)
+os.ftruncate(fd, os.fstat(fd).st_size); os.close(fd)
+fd = os.open("training/cam/photo.jpg", os.O_RDONLY); os.close(fd)
+""", cwd=m.mnt)
+time.sleep(1.0)
+m.wait_done()
+t.eq((rc, requests(), m.xattr("training/cam/photo.jpg")), (0, n, "uploaded"),
+     "truncate to the same size, or opening for writing without a write, sends nothing", err)
+for how in ("touch", "mkdir", "ln -s x"):
+    rc, out, err = sh(U, "%s training/cam/.fuse_hidden0000000a00000001" % how)
+    t.ok(rc != 0, "a name libfuse uses for open unlinked files is refused (%s)" % how, err)
+
 # ---- the trash ----
 m.write("training/cam/trash-me.jpg", b"\xff\xd8 trash me")
 m.wait_done()
@@ -240,7 +256,8 @@ t.eq(rc, 0, "another user can still write meanwhile", err)
 m2.write("training/root.json", b'{"root": 1}')
 rc, out, err = m2.wait_done("training/root.json", "training/shared/other.json", timeout=20)
 t.eq(rc, 0, "and uploads go on", out + err)
-t.eq(m2.log().count("at their limit"), 1, "the log says so once", m2.log()[-500:])
+t.eq(m2.log().count("user %d holds half" % U), 1, "the log names the user, once", m2.log()[-500:])
+t.eq(m2.log().count("at their limit"), 0, "and the mount as a whole was never short", m2.log()[-500:])
 hog.wait()
 rc, out, err = user_python(U, "open('training/after.json', 'w').write('{\"a\": 1}')", cwd=m2.mnt)
 t.eq(rc, 0, "once they are closed, the user can open files again", err)
