@@ -9,6 +9,9 @@
 int64_t clock_now_ms(void);
 /* Wall-clock seconds since the epoch, for messages meant for people. */
 int64_t clock_wall_s(void);
+/* Wall-clock milliseconds, for times kept across restarts (when an
+ * upload ended, for retention). */
+int64_t clock_wall_ms(void);
 /* Tests only: replace the monotonic clock; NULL restores it. */
 void clock_override(int64_t (*fn)(void));
 

@@ -14,6 +14,7 @@
 
 #include "beneath.h"
 #include "fs_i.h"
+#include "spool.h"
 #include "openfiles.h"
 
 static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
@@ -205,7 +206,7 @@ static int fs_statfs(const char *path, struct statvfs *sv)
 }
 
 /* truncate(2) on a path: a change of content like a write. */
-static int truncate_path(const char *path, off_t size)
+static int truncate_names(const char *path, off_t size)
 {
 	struct fs_context *c = ctx();
 	struct stat st;
@@ -231,6 +232,17 @@ static int truncate_path(const char *path, off_t size)
 	queue_close_write(c->q, (uint64_t)st.st_ino, (uint64_t)size);
 out:
 	close(fd);
+	return rc;
+}
+
+/* Like an open for writing: not while retention removes names. */
+static int truncate_path(const char *path, off_t size)
+{
+	int rc;
+
+	spool_names_share();
+	rc = truncate_names(path, size);
+	spool_names_release();
 	return rc;
 }
 

@@ -15,6 +15,8 @@
 #include "beneath.h"
 #include "fdbudget.h"
 #include "fs_i.h"
+#include "retention.h"
+#include "spool.h"
 #include "layout.h"
 #include "openfiles.h"
 #include "passthrough.h"
@@ -130,7 +132,7 @@ static int open_handle(const char *path, int fd, int flags, bool created, struct
 	return 0;
 }
 
-int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+static int create_file(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
 	uid_t uid = fuse_get_context()->uid;
 	const char *name = strrchr(path, '/');
@@ -164,7 +166,22 @@ int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	return open_handle(path, fd, fi->flags, true, fi);
 }
 
-int fs_open(const char *path, struct fuse_file_info *fi)
+/* Under the spool's names lock, shared, so that retention never
+ * removes a file between its open for writing and the queue learning of
+ * it; refused while retention says the spool is full. */
+int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	int rc;
+
+	if (retention_refuses_writes())
+		return -ENOSPC;
+	spool_names_share();
+	rc = create_file(path, mode, fi);
+	spool_names_release();
+	return rc;
+}
+
+static int open_file(const char *path, struct fuse_file_info *fi)
 {
 	uid_t uid = fuse_get_context()->uid;
 	int flags = fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY), fd, rc;
@@ -177,6 +194,21 @@ int fs_open(const char *path, struct fuse_file_info *fi)
 		return fd;
 	}
 	return open_handle(path, fd, fi->flags, false, fi);
+}
+
+int fs_open(const char *path, struct fuse_file_info *fi)
+{
+	bool writes = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
+	int rc;
+
+	if (!writes)
+		return open_file(path, fi);
+	if (retention_refuses_writes() && !(fi->flags & O_TRUNC))
+		return -ENOSPC;
+	spool_names_share();
+	rc = open_file(path, fi);
+	spool_names_release();
+	return rc;
 }
 
 int fs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size, off_t off,

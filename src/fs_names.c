@@ -18,6 +18,7 @@
 #include "fdbudget.h"
 #include "fs_i.h"
 #include "layout.h"
+#include "spool.h"
 
 /* Names only libfuse may make (layout_is_fuse_hidden): a user who could
  * would hide files from readdir, or have them swept at the next start. */
@@ -254,7 +255,7 @@ static void name_gone(const char *rel_path, const struct stat *st, const char *n
 
 /* ---- names ---- */
 
-int fs_unlink(const char *path)
+static int unlink_names(const char *path)
 {
 	struct stat st;
 	const char *name;
@@ -276,6 +277,18 @@ int fs_unlink(const char *path)
 	else
 		queue_removed(ctx()->q, (uint64_t)st.st_ino);
 	return 0;
+}
+
+/* Under the spool's names lock, shared: retention checks and removes a
+ * name only while no operation like this one runs (spool.h). */
+int fs_unlink(const char *path)
+{
+	int rc;
+
+	spool_names_share();
+	rc = unlink_names(path);
+	spool_names_release();
+	return rc;
 }
 
 static int check_rename(const char *from, const char *to, bool is_dir)
@@ -313,7 +326,7 @@ static void renamed(const char *from, const char *to, const struct stat *src,
 			      S_ISDIR(src->st_mode));
 }
 
-int fs_rename(const char *from, const char *to, unsigned int flags)
+static int rename_names(const char *from, const char *to, unsigned int flags)
 {
 	struct stat src, dst;
 	const char *nfrom, *nto;
@@ -346,10 +359,20 @@ out:
 	return rc;
 }
 
+int fs_rename(const char *from, const char *to, unsigned int flags)
+{
+	int rc;
+
+	spool_names_share();
+	rc = rename_names(from, to, flags);
+	spool_names_release();
+	return rc;
+}
+
 /* A second name: the file keeps the one the queue knows it by, so it is
  * never sent twice; only a file the queue ignores under its first name
  * (a temporary) goes under the new one. */
-int fs_link(const char *from, const char *to)
+static int link_names(const char *from, const char *to)
 {
 	struct stat st;
 	const char *nfrom, *nto;
@@ -373,6 +396,16 @@ int fs_link(const char *from, const char *to)
 	close(dfrom);
 	if (dto >= 0)
 		close(dto);
+	return rc;
+}
+
+int fs_link(const char *from, const char *to)
+{
+	int rc;
+
+	spool_names_share();
+	rc = link_names(from, to);
+	spool_names_release();
 	return rc;
 }
 

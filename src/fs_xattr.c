@@ -14,6 +14,7 @@
 #include "beneath.h"
 #include "fs_i.h"
 #include "layout.h"
+#include "store.h"
 #include "vocab.h"
 
 static int xattr_reply(const char *text, char *value, size_t size)
@@ -61,6 +62,15 @@ static int virtual_xattr(const char *path, const char *name, char *text, size_t 
 
 	if (rc < 0)
 		return rc;
+	if (S_ISDIR(st.st_mode) && !path[1] && strcmp(name, XATTR_LIFETIME) == 0) {
+		struct store_totals t;
+
+		queue_lifetime(ctx()->q, &t);
+		snprintf(text, textsz, LIFETIME_FORMAT, (unsigned long long)t.uploaded,
+			 (unsigned long long)t.duplicate, (unsigned long long)t.failed,
+			 (unsigned long long)t.bytes);
+		return 0;
+	}
 	if (S_ISDIR(st.st_mode)) {
 		if (strcmp(name, XATTR_SUMMARY) != 0 && strcmp(name, XATTR_BYTES) != 0)
 			return -ENODATA;

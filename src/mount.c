@@ -105,6 +105,15 @@ static int start_fuse(struct mount_state *m, const char *argv0)
 	return 0;
 }
 
+/* Retention removed PATH behind the kernel's back: drop what it caches. */
+static void forget_path(void *arg, const char *path)
+{
+	char abs[PATH_MAX];
+
+	snprintf(abs, sizeof(abs), "/%s", path);
+	fuse_invalidate_path(arg, abs);
+}
+
 static int run(struct mount_state *m)
 {
 	struct fuse_session *se = fuse_get_session(m->fuse);
@@ -114,8 +123,9 @@ static int run(struct mount_state *m)
 	/* FUSE's handlers unmount on SIGHUP; service_start takes it back. */
 	if (!loop || fuse_set_signal_handlers(se) != 0)
 		return 1;
-	if (fuse_daemonize(m->svc.opt.foreground) != 0)
+	if (fuse_daemonize(m->svc.opt.foreground) != 0 || service_after_fork(&m->svc))
 		return 1;
+	retention_set_forget(m->svc.retention, forget_path, m->fuse);
 	if (!m->svc.opt.foreground)
 		log_use_syslog(true);
 	if (service_start(&m->svc))

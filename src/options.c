@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -15,18 +17,101 @@
 #include "options.h"
 #include "request.h"
 
+/* ---- the one table of settings ----
+ *
+ * Parsing, defaults and --help come from it; tests/options_docs.t checks
+ * that ingestfs(1), ingestfs.conf(5) and the bash completion list every
+ * name in it (taken from --help). */
+
+enum option_kind {
+	OPT_STRING,   /* char * */
+	OPT_UINT,     /* unsigned, MIN..MAX */
+	OPT_FLAG,     /* bool, no value */
+	OPT_SIZE,     /* uint64_t bytes: 20G, 500M, 4096 */
+	OPT_DURATION, /* uint64_t seconds: 90s, 10m, 12h, 7d, 90 */
+	OPT_SPECIAL,  /* its own parser (url, api_key, metadata, log_level) */
+};
+
+struct option_spec {
+	const char *name;
+	enum option_kind kind;
+	size_t offset;
+	unsigned min, max, def; /* OPT_UINT */
+	const char *arg;        /* how --help shows the value */
+	const char *help;       /* one line; "(DEFAULT)" is added for numbers */
+	int (*special)(struct options *o, const char *key, const char *value, bool from_config,
+		       char *err, size_t errsz);
+};
+
+static int set_url(struct options *o, const char *key, const char *value, bool from_config,
+		   char *err, size_t errsz);
+static int set_api_key(struct options *o, const char *key, const char *value, bool from_config,
+		       char *err, size_t errsz);
+static int set_metadata(struct options *o, const char *key, const char *value, bool from_config,
+			char *err, size_t errsz);
+static int set_log_level(struct options *o, const char *key, const char *value, bool from_config,
+			 char *err, size_t errsz);
+
+#define AT(field) offsetof(struct options, field)
+
+static const struct option_spec option_table[] = {
+	{"url", OPT_SPECIAL, 0, 0, 0, 0, "URL", "service base URL (" DEFAULT_URL ")", set_url},
+	{"api_key_file", OPT_STRING, AT(api_key_file), 0, 0, 0, "PATH",
+	 "file holding the API key (else $EI_API_KEY, else config)", NULL},
+	{"api_key", OPT_SPECIAL, 0, 0, 0, 0, NULL, NULL, set_api_key},
+	{"spool", OPT_STRING, AT(spool), 0, 0, 0, "DIR", "where files and queue state are kept",
+	 NULL},
+	{"settle", OPT_UINT, AT(settle_ms), 0, 3600000, 500, "MS",
+	 "quiet time after the last close before upload", NULL},
+	{"batch", OPT_UINT, AT(batch), 1, 1000, 100, "N", "most files in one request, 1..1000",
+	 NULL},
+	{"concurrency", OPT_UINT, AT(concurrency), 1, 64, 4, "N", "parallel requests", NULL},
+	{"backoff", OPT_UINT, AT(backoff_ms), 1, 300000, 1000, "MS", "first retry delay", NULL},
+	{"backoff_max", OPT_UINT, AT(backoff_max_ms), 1, 300000, 300000, "MS",
+	 "longest retry delay, at most 5 minutes", NULL},
+	{"timeout", OPT_UINT, AT(timeout_s), 1, 3600, 120, "S",
+	 "give up on a request without progress for S s", NULL},
+	{"reply_timeout", OPT_UINT, AT(reply_timeout_s), 1, 86400, 1200, "S",
+	 "wait this long for the reply to a sent request", NULL},
+	{"annotation_wait", OPT_UINT, AT(annotation_wait_s), 1, 3600, 60, "S",
+	 "samples wait this long for their .labels file", NULL},
+	{"keep", OPT_DURATION, AT(keep_s), 0, 0, 0, "DURATION",
+	 "remove uploaded files this long after (30m, 12h, 7d; forever)", NULL},
+	{"max_spool", OPT_SIZE, AT(max_spool_bytes), 0, 0, 0, "SIZE",
+	 "remove the oldest uploaded files past this size (20G; no limit)", NULL},
+	{"min_free", OPT_SIZE, AT(min_free_bytes), 0, 0, 0, "SIZE",
+	 "and while the spool's disk has less free (1G; none)", NULL},
+	{"owner", OPT_STRING, AT(owner), 0, 0, 0, "USER[:GROUP]",
+	 "who may write in the categories (root and categories)", NULL},
+	{"allow_duplicates", OPT_FLAG, AT(allow_duplicates), 0, 0, 0, NULL,
+	 "do not ask the service to refuse duplicates", NULL},
+	{"add_date_id", OPT_FLAG, AT(add_date_id), 0, 0, 0, NULL, "make stored sample names unique",
+	 NULL},
+	{"no_label_infer", OPT_FLAG, AT(no_label_infer), 0, 0, 0, NULL,
+	 "files directly under a category get no label", NULL},
+	{"cafile", OPT_STRING, AT(cafile), 0, 0, 0, "PATH", "trust these CA certificates", NULL},
+	{"insecure", OPT_FLAG, AT(insecure), 0, 0, 0, NULL,
+	 "do not verify TLS certificates (test servers only)", NULL},
+	{"no_passthrough", OPT_FLAG, AT(no_passthrough), 0, 0, 0, NULL,
+	 "file data through the daemon, not kernel passthrough", NULL},
+	{"log_level", OPT_SPECIAL, 0, 0, 0, 0, "LEVEL", "error, warn, info or debug (info)",
+	 set_log_level},
+	{"metadata", OPT_SPECIAL, 0, 0, 0, 0, "KEY=VALUE",
+	 "add to x-metadata of every sample (repeatable)", set_metadata},
+	{"state", OPT_STRING, AT(state_dir), 0, 0, 0, "DIR",
+	 "watch mode: where the queue state is kept", NULL},
+};
+
+#define NOPTIONS (sizeof(option_table) / sizeof(option_table[0]))
+
 void options_init(struct options *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->url = strdup(DEFAULT_URL);
-	o->settle_ms = 500;
-	o->concurrency = 4;
-	o->batch = 100;
-	o->backoff_ms = 1000;
-	o->backoff_max_ms = 300000;
-	o->timeout_s = 120;
-	o->reply_timeout_s = 1200;
-	o->annotation_wait_s = 60;
+	for (size_t i = 0; i < NOPTIONS; i++) {
+		if (option_table[i].kind == OPT_UINT)
+			*(unsigned *)((char *)o + option_table[i].offset) = option_table[i].def;
+	}
 	o->log_level = LOG_LEVEL_INFO;
 }
 
@@ -175,74 +260,119 @@ out:
 	return rc;
 }
 
+static int set_url(struct options *o, const char *key, const char *value, bool from_config,
+		   char *err, size_t errsz)
+{
+	/* The only schemes the service speaks; anything else would fail at
+	 * every attempt. */
+	if (value && strncasecmp(value, "https://", 8) != 0 &&
+	    strncasecmp(value, "http://", 7) != 0) {
+		snprintf(err, errsz, "option 'url': '%s' is not an http:// or https:// URL", value);
+		return -1;
+	}
+	return set_string(&o->url, key, value, err, errsz);
+}
+
+static int set_api_key(struct options *o, const char *key, const char *value, bool from_config,
+		       char *err, size_t errsz)
+{
+	if (!from_config) {
+		snprintf(err, errsz,
+			 "the API key must not be given on the command line "
+			 "(anyone can read it in ps); use api_key_file= or EI_API_KEY");
+		return -1;
+	}
+	return set_string(&o->api_key, key, value, err, errsz);
+}
+
+static int set_metadata(struct options *o, const char *key, const char *value, bool from_config,
+			char *err, size_t errsz)
+{
+	return add_metadata(o, value, err, errsz);
+}
+
+static int set_log_level(struct options *o, const char *key, const char *value, bool from_config,
+			 char *err, size_t errsz)
+{
+	if (!value || log_level_parse(value, &o->log_level) < 0) {
+		snprintf(err, errsz, "option 'log_level' is one of error, warn, info, debug");
+		return -1;
+	}
+	return 0;
+}
+
+/* NUMBER[UNIT], UNIT from UNITS (letters, each FACTORS[i] times the
+ * plain number); no unit is UNITS' first factor. */
+static int parse_scaled(const char *key, const char *value, const char *units,
+			const uint64_t *factors, const char *what, uint64_t *out, char *err,
+			size_t errsz)
+{
+	char *end;
+	unsigned long long v;
+	const char *u;
+	uint64_t f = factors[0];
+
+	errno = 0;
+	v = value && isdigit((unsigned char)value[0]) ? strtoull(value, &end, 10) : 0;
+	if (!value || !isdigit((unsigned char)value[0]) || errno)
+		goto bad;
+	if (*end) {
+		u = strchr(units, toupper((unsigned char)*end));
+		if (!u || end[1] || !*end)
+			goto bad;
+		f = factors[u - units];
+	}
+	if (v > UINT64_MAX / f)
+		goto bad;
+	*out = (uint64_t)v * f;
+	return 0;
+bad:
+	snprintf(err, errsz, "option '%s': '%s' is not %s", key, value ? value : "", what);
+	return -1;
+}
+
+static int parse_size(const char *key, const char *value, uint64_t *out, char *err, size_t errsz)
+{
+	static const uint64_t f[] = {1, 1, 1ull << 10, 1ull << 20, 1ull << 30, 1ull << 40};
+
+	return parse_scaled(key, value, "BBKMGT", f, "a size like 500M, 20G or 1T", out, err,
+			    errsz);
+}
+
+static int parse_duration(const char *key, const char *value, uint64_t *out, char *err,
+			  size_t errsz)
+{
+	static const uint64_t f[] = {1, 1, 60, 3600, 86400, 7 * 86400};
+
+	return parse_scaled(key, value, "SSMHDW", f, "a duration like 90s, 30m, 12h or 7d", out,
+			    err, errsz);
+}
+
+static const struct option_spec *option_named(const char *key)
+{
+	for (size_t i = 0; i < NOPTIONS; i++) {
+		if (strcmp(option_table[i].name, key) == 0)
+			return &option_table[i];
+	}
+	return NULL;
+}
+
 int options_set(struct options *o, const char *key, const char *value, bool from_config, char *err,
 		size_t errsz)
 {
-	if (strcmp(key, "url") == 0) {
-		/* The only schemes the service speaks; anything else would fail
-		 * at every attempt. */
-		if (value && strncasecmp(value, "https://", 8) != 0 &&
-		    strncasecmp(value, "http://", 7) != 0) {
-			snprintf(err, errsz, "option 'url': '%s' is not an http:// or https:// URL",
-				 value);
-			return -1;
-		}
-		return set_string(&o->url, key, value, err, errsz);
-	}
-	if (strcmp(key, "api_key_file") == 0)
-		return set_string(&o->api_key_file, key, value, err, errsz);
-	if (strcmp(key, "api_key") == 0) {
-		if (!from_config) {
-			snprintf(err, errsz,
-				 "the API key must not be given on the command line "
-				 "(anyone can read it in ps); use api_key_file= or EI_API_KEY");
-			return -1;
-		}
-		return set_string(&o->api_key, key, value, err, errsz);
-	}
-	if (strcmp(key, "metadata") == 0)
-		return add_metadata(o, value, err, errsz);
-	if (strcmp(key, "spool") == 0)
-		return set_string(&o->spool, key, value, err, errsz);
-	if (strcmp(key, "state") == 0)
-		return set_string(&o->state_dir, key, value, err, errsz);
-	if (strcmp(key, "cafile") == 0)
-		return set_string(&o->cafile, key, value, err, errsz);
-	if (strcmp(key, "settle") == 0)
-		return parse_uint(key, value, 0, 3600000, &o->settle_ms, err, errsz);
-	if (strcmp(key, "concurrency") == 0)
-		return parse_uint(key, value, 1, 64, &o->concurrency, err, errsz);
-	if (strcmp(key, "batch") == 0)
-		return parse_uint(key, value, 1, 1000, &o->batch, err, errsz);
-	if (strcmp(key, "backoff") == 0)
-		return parse_uint(key, value, 1, 300000, &o->backoff_ms, err, errsz);
-	if (strcmp(key, "timeout") == 0)
-		return parse_uint(key, value, 1, 3600, &o->timeout_s, err, errsz);
-	if (strcmp(key, "reply_timeout") == 0)
-		return parse_uint(key, value, 1, 86400, &o->reply_timeout_s, err, errsz);
-	if (strcmp(key, "annotation_wait") == 0)
-		return parse_uint(key, value, 1, 3600, &o->annotation_wait_s, err, errsz);
-	if (strcmp(key, "owner") == 0)
-		return set_string(&o->owner, key, value, err, errsz);
-	if (strcmp(key, "backoff_max") == 0)
-		return parse_uint(key, value, 1, 300000, &o->backoff_max_ms, err, errsz);
-	if (strcmp(key, "allow_duplicates") == 0)
-		return set_flag(&o->allow_duplicates, key, value, err, errsz);
-	if (strcmp(key, "add_date_id") == 0)
-		return set_flag(&o->add_date_id, key, value, err, errsz);
-	if (strcmp(key, "no_label_infer") == 0)
-		return set_flag(&o->no_label_infer, key, value, err, errsz);
-	if (strcmp(key, "insecure") == 0)
-		return set_flag(&o->insecure, key, value, err, errsz);
-	if (strcmp(key, "no_passthrough") == 0)
-		return set_flag(&o->no_passthrough, key, value, err, errsz);
-	if (strcmp(key, "log_level") == 0) {
-		if (!value || log_level_parse(value, &o->log_level) < 0) {
-			snprintf(err, errsz,
-				 "option 'log_level' is one of error, warn, info, debug");
-			return -1;
-		}
-		return 0;
+	const struct option_spec *spec = option_named(key);
+	void *field;
+
+	if (!spec)
+		return 1;
+	field = (char *)o + spec->offset;
+	switch (spec->kind) {
+	case OPT_STRING: return set_string(field, key, value, err, errsz);
+	case OPT_UINT: return parse_uint(key, value, spec->min, spec->max, field, err, errsz);
+	case OPT_FLAG: return set_flag(field, key, value, err, errsz);
+	case OPT_SIZE: return parse_size(key, value, field, err, errsz);
+	case OPT_DURATION: return parse_duration(key, value, field, err, errsz);
+	case OPT_SPECIAL: return spec->special(o, key, value, from_config, err, errsz);
 	}
 	return 1;
 }
@@ -419,6 +549,18 @@ int options_load_config(struct options *o, const char *path, char *err, size_t e
 	return rc;
 }
 
+static void usage_option(FILE *out, const struct option_spec *spec)
+{
+	char left[64];
+
+	snprintf(left, sizeof(left), "%s%s%s", spec->name, spec->arg ? "=" : "",
+		 spec->arg ? spec->arg : "");
+	fprintf(out, "  %-20s %s", left, spec->help);
+	if (spec->kind == OPT_UINT)
+		fprintf(out, " (%u)", spec->def);
+	fputc('\n', out);
+}
+
 void options_usage(FILE *out)
 {
 	fputs("usage: ingestfs [-f] [-d] [-o OPTION[,OPTION...]] MOUNTPOINT\n"
@@ -432,29 +574,13 @@ void options_usage(FILE *out)
 	      "  -h, --help           this text\n"
 	      "  -V, --version        print the version\n"
 	      "\n"
-	      "options (-o):\n"
-	      "  url=URL              service base URL (" DEFAULT_URL ")\n"
-	      "  api_key_file=PATH    file holding the API key (else $EI_API_KEY, else config)\n"
-	      "  spool=DIR            where files and queue state are kept\n"
-	      "  settle=MS            quiet time after the last close before upload (500)\n"
-	      "  batch=N              most files in one request, 1..1000 (100)\n"
-	      "  concurrency=N        parallel requests (4)\n"
-	      "  backoff=MS           first retry delay (1000)\n"
-	      "  backoff_max=MS       longest retry delay, at most 5 minutes (300000)\n"
-	      "  timeout=S            give up on a request without progress for S s (120)\n"
-	      "  reply_timeout=S      wait this long for the reply to a sent request (1200)\n"
-	      "  annotation_wait=S    samples wait this long for their .labels file (60)\n"
-	      "  owner=USER[:GROUP]   who may write in the categories (root and categories)\n"
-	      "  allow_duplicates     do not ask the service to refuse duplicates\n"
-	      "  add_date_id          make stored sample names unique\n"
-	      "  no_label_infer       files directly under a category get no label\n"
-	      "  cafile=PATH          trust these CA certificates\n"
-	      "  insecure             do not verify TLS certificates (test servers only)\n"
-	      "  no_passthrough       file data through the daemon, not kernel passthrough\n"
-	      "  log_level=LEVEL      error, warn, info or debug (info)\n"
-	      "  metadata=KEY=VALUE   add to x-metadata of every sample (repeatable)\n"
-	      "  state=DIR            watch mode: where the queue state is kept\n"
-	      "Other -o options (allow_other, ...) are passed to FUSE.\n"
+	      "options (-o):\n",
+	      out);
+	for (size_t i = 0; i < NOPTIONS; i++) {
+		if (option_table[i].help)
+			usage_option(out, &option_table[i]);
+	}
+	fputs("Other -o options (allow_other, ...) are passed to FUSE.\n"
 	      "See ingestfs(1).\n",
 	      out);
 }

@@ -1,11 +1,13 @@
 /* options.h: every user setting, from defaults, the config file and the
  * command line (in that order, later wins).  The names are the ones in
- * ingestfs(1) and ingestfs.conf(5); keep them in step. */
+ * ingestfs(1) and ingestfs.conf(5): options.c has the one table of
+ * them, and tests/options_docs.t checks the pages against it. */
 #ifndef INGESTFS_OPTIONS_H
 #define INGESTFS_OPTIONS_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "log.h"
@@ -31,6 +33,9 @@ struct options {
 	unsigned reply_timeout_s;   /* how long the service may take to answer a sent request */
 	unsigned annotation_wait_s; /* samples wait this long for an annotation file of theirs */
 	char *owner;                /* USER[:GROUP] of the mount root and categories, or NULL */
+	/* Retention (0: none): uploaded files go this long after, or oldest
+	 * first past this spool size or below this much free disk. */
+	uint64_t keep_s, max_spool_bytes, min_free_bytes;
 	bool allow_duplicates, add_date_id, no_label_infer, insecure;
 	bool no_passthrough; /* file data through the daemon even where the kernel could pass it */
 	enum log_level log_level;

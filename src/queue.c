@@ -27,6 +27,10 @@ struct queue *queue_new(const struct queue_config *cfg)
 	q->cfg = *cfg;
 	if (!q->cfg.annotation_wait_ms)
 		q->cfg.annotation_wait_ms = 60000;
+	if (!q->cfg.evict_after_ms)
+		q->cfg.evict_after_ms = 5000;
+	if (!q->cfg.checkpoint_every_ms)
+		q->cfg.checkpoint_every_ms = 10000;
 	q->planned_ms = INT64_MAX;
 	if (q->cfg.batch_max == 0)
 		q->cfg.batch_max = 1;
@@ -60,6 +64,7 @@ void queue_free(struct queue *q)
 	}
 	free(q->buckets);
 	free(q->path_buckets);
+	inoset_free(&q->tombstones);
 	pthread_mutex_destroy(&q->lock);
 	free(q);
 }

@@ -44,6 +44,10 @@ struct queue_config {
 	 * or read for at most this long past their due time, then go without
 	 * it (0: the default, a minute). */
 	unsigned annotation_wait_ms;
+	/* Files whose upload ended this long ago leave memory for the state
+	 * index at checkpoints this often (0: 5 s and 10 s).  Retention with
+	 * a short keep= wants both shorter. */
+	unsigned evict_after_ms, checkpoint_every_ms;
 };
 
 /* An annotation file whose entries a request carries. */
@@ -202,6 +206,17 @@ struct queue_recovery {
 	size_t files, pending, interrupted;
 };
 void queue_replay(struct queue *q, const struct journal_record *r);
+/* WHOLE_SPOOL: every file of the spool is reconciled next (after a
+ * crash); else only the files in memory (queue_resident_files), and the
+ * index is trusted as it is (after a clean stop). */
+void queue_reconcile_begin(struct queue *q, bool whole_spool);
+struct queue_file_ref {
+	uint64_t ino;
+	char *path;
+};
+/* The files in memory (after replay), into *OUT (free each path and the
+ * array).  0 or -ENOMEM. */
+int queue_resident_files(struct queue *q, struct queue_file_ref **out, size_t *n);
 void queue_reconcile(struct queue *q, uint64_t ino, const char *path, uint64_t size);
 void queue_reconcile_finish(struct queue *q, struct queue_recovery *out);
 /* From now on every change is journaled to J (NULL: none). */
@@ -212,6 +227,42 @@ size_t queue_size(struct queue *q);
 /* Make the journal durable, and compact it when it has grown.  Call from
  * one thread only (the uploader): compaction replaces the file it syncs. */
 void queue_maintain_journal(struct queue *q);
+
+/* The state index (store.h) holds the files whose upload is over, out
+ * of memory: from now on they leave memory at checkpoints.  Loads the
+ * folder counts and lifetime totals it holds.  0 or -errno. */
+struct store;
+struct store_totals;
+int queue_set_store(struct queue *q, struct store *s);
+/* The same index, opened anew (after fork): nothing is loaded again. */
+void queue_swap_store(struct queue *q, struct store *s);
+/* Write to the index what is over and forget it here, then compact the
+ * journal.  Does nothing until one is due, unless ALL (a stop: then every
+ * file that may go, goes).  From one thread only (the uploader's
+ * maintenance).  0 or -errno. */
+int queue_checkpoint(struct queue *q, bool all);
+/* Uploads that ended since the spool was made (store.h). */
+void queue_lifetime(struct queue *q, struct store_totals *out);
+
+/* Retention: files of the index whose upload ended before BEFORE_MS
+ * (wall clock), oldest first, but those in SKIP (kept for good reason),
+ * at most MAX into OUT (free each path).
+ * Until queue_retire_done, each is held: no retry starts on it.  Before
+ * removing one, queue_retire_check says whether it is still as taken
+ * (not reopened, renamed or changed meanwhile). */
+struct queue_retiree {
+	uint64_t ino;
+	char *path;
+	uint64_t size;
+	int64_t final_ms; /* when its upload ended (wall clock) */
+	uint64_t seq;
+};
+struct inoset;
+size_t queue_retire_take(struct queue *q, int64_t before_ms, const struct inoset *skip,
+			 struct queue_retiree *out, size_t max);
+bool queue_retire_check(struct queue *q, const struct queue_retiree *r);
+/* REMOVED: its file is gone from the spool; forget it. */
+void queue_retire_done(struct queue *q, const struct queue_retiree *r, bool removed);
 
 /* A refused API key stops everything until it is replaced. */
 void queue_pause(struct queue *q);

@@ -235,21 +235,39 @@ static char *join_moved_path(const char *to, const char *rest)
 	return p;
 }
 
-static void dir_moved(struct queue *q, const char *from, const char *to)
+/* The entries below DIR, as an array: what is done to each may bring
+ * others back from the index, which may grow the table being walked. */
+static struct entry **entries_below(struct queue *q, const char *dir, size_t *n)
 {
-	size_t flen = strlen(from);
+	size_t dlen = strlen(dir);
+	struct entry **list;
 
-	for (size_t i = 0; i < q->nbuckets; i++) {
+	entries_load_below(q, dir);
+	*n = 0;
+	list = calloc(q->nentries ? q->nentries : 1, sizeof(*list));
+	for (size_t i = 0; list && i < q->nbuckets; i++) {
 		for (struct entry *e = q->buckets[i]; e; e = e->hash_next) {
-			char *np;
-
-			if (!layout_below(e->path, from, flen, false))
-				continue;
-			np = join_moved_path(to, e->path + flen);
-			if (np)
-				entry_moved(q, e, np);
+			if (layout_below(e->path, dir, dlen, false))
+				list[(*n)++] = e;
 		}
 	}
+	if (!list)
+		log_error("out of memory: a change to every file below %s was left undone", dir);
+	return list;
+}
+
+static void dir_moved(struct queue *q, const char *from, const char *to)
+{
+	size_t flen = strlen(from), n;
+	struct entry **list = entries_below(q, from, &n);
+
+	for (size_t i = 0; i < n; i++) {
+		char *np = join_moved_path(to, list[i]->path + flen);
+
+		if (np)
+			entry_moved(q, list[i], np);
+	}
+	free(list);
 }
 
 void queue_renamed(struct queue *q, const char *from, const char *to, uint64_t ino, uint64_t size,
@@ -320,8 +338,8 @@ void queue_removed(struct queue *q, uint64_t ino)
 
 void queue_forget(struct queue *q, const char *path, bool is_dir)
 {
-	size_t n = strlen(path);
-	struct entry *one;
+	struct entry *one, **list;
+	size_t n;
 
 	pthread_mutex_lock(&q->lock);
 	if (!is_dir) {
@@ -332,17 +350,12 @@ void queue_forget(struct queue *q, const char *path, bool is_dir)
 		}
 		goto out;
 	}
-	for (size_t i = 0; i < q->nbuckets; i++) {
-		struct entry *e = q->buckets[i], *next;
-
-		for (; e; e = next) {
-			next = e->hash_next;
-			if (layout_below(e->path, path, n, false)) {
-				journal_note(q, e, JOURNAL_REMOVED);
-				entry_destroy(q, e);
-			}
-		}
+	list = entries_below(q, path, &n);
+	for (size_t i = 0; i < n; i++) {
+		journal_note(q, list[i], JOURNAL_REMOVED);
+		entry_destroy(q, list[i]);
 	}
+	free(list);
 out:
 	queue_unlock(q);
 }
@@ -432,6 +445,9 @@ bool entry_retry(struct queue *q, struct entry *e, bool resend, int64_t now)
 		     (resend && (e->state == FILE_UPLOADED || e->state == FILE_DUPLICATE));
 	bool keep_sent;
 
+	/* Retention is removing it: nothing to send any more. */
+	if (e->retiring)
+		return false;
 	if (e->source) {
 		if (again)
 			annot_retry(q, e, resend);
@@ -471,17 +487,17 @@ int queue_retry(struct queue *q, uint64_t ino, bool resend)
 
 size_t queue_retry_below(struct queue *q, const char *dir, bool resend)
 {
-	size_t dlen = strcmp(dir, ".") == 0 ? 0 : strlen(dir), n = 0;
+	size_t n, done = 0;
 	int64_t now = clock_now_ms();
+	struct entry **list;
 
 	pthread_mutex_lock(&q->lock);
-	for (size_t i = 0; i < q->nbuckets; i++) {
-		for (struct entry *e = q->buckets[i]; e; e = e->hash_next) {
-			if (layout_below(e->path, dir, dlen, false) &&
-			    entry_retry(q, e, resend, now))
-				n++;
-		}
+	list = entries_below(q, strcmp(dir, ".") == 0 ? "" : dir, &n);
+	for (size_t i = 0; i < n; i++) {
+		if (entry_retry(q, list[i], resend, now))
+			done++;
 	}
+	free(list);
 	queue_unlock(q);
-	return n;
+	return done;
 }

@@ -20,8 +20,10 @@
 #include <stdint.h>
 
 #include "annot.h"
+#include "inoset.h"
 #include "journal.h"
 #include "queue.h"
+#include "store.h"
 
 enum entry_list { LIST_NONE, LIST_SETTLING, LIST_PENDING };
 
@@ -48,6 +50,14 @@ struct entry {
 	uint32_t published;          /* signature of the status last published */
 	enum file_state parked_state;
 	char *result;
+	/* The state index (store.h): a row of this inode exists there (to
+	 * be deleted with the entry); when (wall clock, ms) its upload
+	 * ended; the journal sequence of its last change, to see whether it
+	 * changed while a checkpoint was being written. */
+	bool stored;
+	bool retiring; /* retention is removing its file: no retry now */
+	int64_t final_ms;
+	uint64_t changed_seq;
 	struct entry *hash_next;
 	uint64_t path_hash;      /* the index by path, for front ends that */
 	struct entry *path_next; /* only know names (inotify) */
@@ -75,7 +85,22 @@ struct queue {
 	struct entry_list_head settling; /* ordered by due_ms: settle is constant */
 	struct entry_list_head pending;
 	bool paused;
-	struct journal *journal;     /* NULL: nothing is persisted (unit tests) */
+	struct journal *journal; /* NULL: nothing is persisted (unit tests) */
+	struct store *store;     /* NULL: every file stays in memory (watch mode) */
+	uint64_t seq;            /* counts journal notes: entry.changed_seq */
+	/* Rows of the index to delete at the next checkpoint (or being
+	 * deleted by it): never brought back. */
+	struct inoset tombstones;
+	int64_t checkpoint_ms; /* when the last checkpoint ran (monotonic) */
+	/* Recovery: the whole spool is being scanned (after a crash), and
+	 * the index's files it found as the index says. */
+	bool scan_whole;
+	struct inoset scan_seen;
+	bool store_failing; /* said so in the log */
+	/* Lifetime totals: the index's as of the last checkpoint, and the
+	 * outcomes since, which the next checkpoint adds to it. */
+	struct store_totals lifetime, unstored;
+	bool replaying;              /* journal replay: a state set is no new outcome */
 	atomic_bool journal_failed;  /* an append failed (out of memory) */
 	atomic_bool journal_failing; /* said so in the log */
 	struct dir_counts **dirs;    /* counts per folder and its subtree */
@@ -92,7 +117,11 @@ struct queue {
 };
 
 /* queue_table.c: the table and an entry's life. */
+/* The entry of INO, brought back from the state index when it is only
+ * there (so that what happens to it now is kept); NULL if unknown. */
 struct entry *entry_find(struct queue *q, uint64_t ino);
+/* Only what is in memory. */
+struct entry *entry_find_resident(struct queue *q, uint64_t ino);
 struct entry *entry_create(struct queue *q, uint64_t ino, const char *path);
 struct entry *entry_get(struct queue *q, uint64_t ino, const char *path);
 /* Forget an entry entirely (its journal record is the caller's). */
@@ -120,8 +149,20 @@ bool label_equal(const struct layout_path *a, const struct layout_path *b);
 /* Whether files at A and B go to the same (category, label). */
 bool same_destination(const char *a, const char *b);
 struct entry *entry_find_path(struct queue *q, const char *path);
+/* queue_store.c: entries that only the state index holds. */
+struct store_row;
+/* An entry in memory again from its row (already counted). */
+struct entry *entry_revive(struct queue *q, const struct store_row *row);
+/* Out of memory (its row holds what it says; it stays counted). */
+void entry_evict(struct queue *q, struct entry *e);
+/* Every file below DIR ("" for all) in memory, before a change to all. */
+void entries_load_below(struct queue *q, const char *dir);
+/* The index row of E is to go at the next checkpoint. */
+void entry_bury(struct queue *q, struct entry *e);
+/* E reached its final outcome now: count it in the lifetime totals. */
+void lifetime_count(struct queue *q, const struct entry *e);
 void entry_set_result(struct entry *e, const char *text);
-void journal_note(struct queue *q, const struct entry *e, enum journal_kind kind);
+void journal_note(struct queue *q, struct entry *e, enum journal_kind kind);
 void wake_uploader(struct queue *q);
 const char *ignored_reason(const char *path);
 bool state_is_final(enum file_state s);
@@ -133,6 +174,9 @@ size_t dir_len(const char *path);
 /* queue_status.c: counts per folder, kept as entries change, so that a
  * folder's summary costs a look-up, not a pass over every file. */
 void counts_add(struct queue *q, const struct entry *e, int sign);
+/* N files of STATE, BYTES long, in DIR and below (from the index). */
+void counts_add_dir(struct queue *q, const char *dir, enum file_state state, uint64_t n,
+		    uint64_t bytes);
 void counts_free(struct queue *q);
 
 /* queue_schedule.c */

@@ -49,6 +49,12 @@ static void replay_into(struct queue *q, struct entry *e, const struct journal_r
 	case JOURNAL_FILE:
 		if (!state_valid(r->state))
 			return;
+		/* A result that came since the last checkpoint is not in the
+		 * index's lifetime totals yet; a snapshot record is no news. */
+		if (r->kind == JOURNAL_DONE && e->state != (enum file_state)r->state) {
+			entry_set_state(q, e, (enum file_state)r->state);
+			lifetime_count(q, e);
+		}
 		entry_set_state(q, e, (enum file_state)r->state);
 		entry_set_size(q, e, r->size);
 		e->maybe_sent = e->maybe_sent || r->maybe_sent;
@@ -74,6 +80,7 @@ void queue_replay(struct queue *q, const struct journal_record *r)
 	struct entry *e;
 
 	pthread_mutex_lock(&q->lock);
+	q->replaying = true;
 	e = entry_find(q, r->ino);
 	if (r->kind == JOURNAL_REMOVED) {
 		if (e)
@@ -87,6 +94,7 @@ void queue_replay(struct queue *q, const struct journal_record *r)
 		replay_into(q, e, r);
 	}
 out:
+	q->replaying = false;
 	queue_unlock(q);
 }
 
@@ -126,16 +134,69 @@ static void reconcile_entry(struct queue *q, struct entry *e, const char *path, 
 	entry_set_size(q, e, size);
 }
 
+void queue_reconcile_begin(struct queue *q, bool whole_spool)
+{
+	pthread_mutex_lock(&q->lock);
+	q->scan_whole = whole_spool;
+	queue_unlock(q);
+}
+
+int queue_resident_files(struct queue *q, struct queue_file_ref **out, size_t *n)
+{
+	struct queue_file_ref *list;
+	int rc = 0;
+
+	*n = 0;
+	pthread_mutex_lock(&q->lock);
+	list = calloc(q->nentries ? q->nentries : 1, sizeof(*list));
+	for (size_t i = 0; list && i < q->nbuckets; i++) {
+		for (struct entry *e = q->buckets[i]; e; e = e->hash_next) {
+			list[*n] = (struct queue_file_ref){e->ino, strdup(e->path)};
+			if (list[*n].path)
+				(*n)++;
+		}
+	}
+	queue_unlock(q);
+	if (!list)
+		rc = -ENOMEM;
+	*out = list;
+	return rc;
+}
+
+/* A file of the index found where and as the index says: it stays out
+ * of memory (a scan after a crash must not bring back a million files). */
+static bool as_indexed(struct queue *q, uint64_t ino, const char *path, uint64_t size,
+		       struct store_row *row)
+{
+	bool same = strcmp(row->path, path) == 0 && row->size == size &&
+		    (bool)ignored_reason(path) == (row->state == FILE_IGNORED);
+
+	if (same && inoset_add(&q->scan_seen, ino) == 0)
+		return true;
+	entry_revive(q, row);
+	return false;
+}
+
 void queue_reconcile(struct queue *q, uint64_t ino, const char *path, uint64_t size)
 {
 	struct entry *e;
+	struct store_row row;
 	char *copy = strdup(path);
 	bool known;
 
 	if (!copy)
 		return;
 	pthread_mutex_lock(&q->lock);
-	e = entry_find(q, ino);
+	e = entry_find_resident(q, ino);
+	if (!e && q->store && !inoset_has(&q->tombstones, ino) &&
+	    store_get(q->store, ino, &row) == 0) {
+		bool skip = as_indexed(q, ino, path, size, &row);
+
+		store_row_free(&row);
+		if (skip)
+			goto out;
+		e = entry_find_resident(q, ino);
+	}
 	known = e != NULL;
 	if (!e)
 		e = entry_create(q, ino, path);
@@ -145,8 +206,33 @@ void queue_reconcile(struct queue *q, uint64_t ino, const char *path, uint64_t s
 		reconcile_entry(q, e, path, size, known);
 		e->seen = true;
 	}
+out:
 	queue_unlock(q);
 	free(copy);
+}
+
+/* After a whole scan: rows of files the scan did not find are gone. */
+static bool forget_unseen_row(void *arg, const struct store_row *row)
+{
+	struct queue *q = arg;
+	struct entry *e;
+
+	if (inoset_has(&q->scan_seen, row->ino) || entry_find_resident(q, row->ino) ||
+	    inoset_has(&q->tombstones, row->ino))
+		return true;
+	e = entry_revive(q, row);
+	if (e)
+		entry_destroy(q, e);
+	return true;
+}
+
+static void forget_unseen_rows(struct queue *q)
+{
+	if (q->store && q->scan_whole && store_each_row(q->store, NULL, forget_unseen_row, q) < 0)
+		log_error("cannot read the state index: files removed while ingestfs was "
+			  "down may still be counted");
+	inoset_free(&q->scan_seen);
+	q->scan_whole = false;
 }
 
 void queue_reconcile_finish(struct queue *q, struct queue_recovery *out)
@@ -155,6 +241,7 @@ void queue_reconcile_finish(struct queue *q, struct queue_recovery *out)
 
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&q->lock);
+	forget_unseen_rows(q);
 	for (size_t i = 0; i < q->nbuckets; i++) {
 		struct entry *e = q->buckets[i], *next;
 
@@ -200,19 +287,28 @@ static struct journal_record snapshot_record(const struct entry *e)
 	return r;
 }
 
-/* Every entry as a snapshot record, encoded, under the lock. */
+/* Every entry as a snapshot record, and every index row still to be
+ * deleted as a removal, encoded, under the lock. */
 static int snapshot(struct queue *q, char **text, size_t *len)
 {
-	struct journal_record *r = calloc(q->nentries ? q->nentries : 1, sizeof(*r));
-	size_t n = 0;
+	size_t all = q->nentries + q->tombstones.n, n = 0;
+	struct journal_record *r = calloc(all ? all : 1, sizeof(*r));
+	uint64_t *dead = calloc(q->tombstones.n ? q->tombstones.n : 1, sizeof(*dead));
 	int rc;
 
-	if (!r)
+	if (!r || !dead) {
+		free(r);
+		free(dead);
 		return -ENOMEM;
+	}
 	for (size_t i = 0; i < q->nbuckets; i++) {
 		for (struct entry *e = q->buckets[i]; e; e = e->hash_next)
 			r[n++] = snapshot_record(e);
 	}
+	inoset_list(&q->tombstones, dead);
+	for (size_t i = 0; i < q->tombstones.n; i++)
+		r[n++] = (struct journal_record){.kind = JOURNAL_REMOVED, .ino = dead[i]};
+	free(dead);
 	rc = journal_encode(r, n, text, len);
 	free(r);
 	return rc;

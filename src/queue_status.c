@@ -16,6 +16,8 @@
 #include "log.h"
 #include "queue.h"
 #include "queue_i.h"
+#include "store.h"
+#include "vocab.h"
 
 static uint32_t status_signature(const struct entry *e)
 {
@@ -77,14 +79,24 @@ int queue_file_status(struct queue *q, uint64_t ino, enum file_state *state, cha
 	struct entry *e;
 	int rc = 0;
 
+	struct store_row row;
+
 	pthread_mutex_lock(&q->lock);
-	e = entry_find(q, ino);
-	if (!e) {
-		rc = -ENOENT;
-	} else {
+	/* A look does not bring a file back into memory. */
+	e = entry_find_resident(q, ino);
+	if (e) {
 		*state = e->state;
 		if (result && result_size)
 			snprintf(result, result_size, "%s", e->result ? e->result : "");
+	} else if (q->store && !inoset_has(&q->tombstones, ino) &&
+		   store_get(q->store, ino, &row) == 0) {
+		*state = (unsigned)row.state < FILE_STATE_COUNT ? (enum file_state)row.state
+								: FILE_FAILED;
+		if (result && result_size)
+			snprintf(result, result_size, "%s", row.result ? row.result : "");
+		store_row_free(&row);
+	} else {
+		rc = -ENOENT;
 	}
 	queue_unlock(q);
 	return rc;
@@ -179,6 +191,17 @@ void counts_add(struct queue *q, const struct entry *e, int sign)
 	} while (len > 0);
 }
 
+void counts_add_dir(struct queue *q, const char *dir, enum file_state state, uint64_t n,
+		    uint64_t bytes)
+{
+	struct dir_counts *d = dir_get(q, dir, strlen(dir));
+
+	if (d) {
+		d->c.n[state] += (size_t)n;
+		d->c.bytes[state] += bytes;
+	}
+}
+
 void counts_free(struct queue *q)
 {
 	for (size_t i = 0; i < q->ndirs_buckets; i++) {
@@ -210,10 +233,9 @@ void queue_count(struct queue *q, const char *dir, struct queue_counts *out)
 
 void queue_summary_text(const struct queue_counts *c, char *buf, size_t size)
 {
-	snprintf(buf, size,
-		 "uploaded=%zu duplicate=%zu pending=%zu uploading=%zu failed=%zu ignored=%zu",
-		 c->n[FILE_UPLOADED], c->n[FILE_DUPLICATE], c->n[FILE_PENDING] + c->n[FILE_WRITING],
-		 c->n[FILE_UPLOADING], c->n[FILE_FAILED], c->n[FILE_IGNORED]);
+	snprintf(buf, size, SUMMARY_FORMAT, c->n[FILE_UPLOADED], c->n[FILE_DUPLICATE],
+		 c->n[FILE_PENDING] + c->n[FILE_WRITING], c->n[FILE_UPLOADING], c->n[FILE_FAILED],
+		 c->n[FILE_IGNORED]);
 }
 
 void queue_bytes_text(const struct queue_counts *c, char *buf, size_t size)
@@ -222,6 +244,5 @@ void queue_bytes_text(const struct queue_counts *c, char *buf, size_t size)
 	uint64_t total =
 		done + c->bytes[FILE_WRITING] + c->bytes[FILE_PENDING] + c->bytes[FILE_UPLOADING];
 
-	snprintf(buf, size, "done=%llu total=%llu", (unsigned long long)done,
-		 (unsigned long long)total);
+	snprintf(buf, size, BYTES_FORMAT, (unsigned long long)done, (unsigned long long)total);
 }

@@ -18,12 +18,12 @@
 #include "log.h"
 #include "queue.h"
 #include "queue_i.h"
+#include "store.h"
+#include "vocab.h"
 
 static void path_index_grow(struct queue *q);
 
-static const char *const state_names[FILE_STATE_COUNT] = {
-	"writing", "pending", "uploading", "uploaded", "duplicate", "failed", "ignored",
-};
+static const char *const state_names[FILE_STATE_COUNT] = STATE_NAMES;
 
 const char *file_state_name(enum file_state state)
 {
@@ -35,13 +35,27 @@ static size_t bucket_of(const struct queue *q, uint64_t ino)
 	return (size_t)((ino * 0x9E3779B97F4A7C15ull) >> 20) & (q->nbuckets - 1);
 }
 
-struct entry *entry_find(struct queue *q, uint64_t ino)
+struct entry *entry_find_resident(struct queue *q, uint64_t ino)
 {
 	for (struct entry *e = q->buckets[bucket_of(q, ino)]; e; e = e->hash_next) {
 		if (e->ino == ino)
 			return e;
 	}
 	return NULL;
+}
+
+struct entry *entry_find(struct queue *q, uint64_t ino)
+{
+	struct entry *e = entry_find_resident(q, ino);
+	struct store_row row;
+
+	/* A row waiting to be deleted is a file that is gone (its inode
+	 * number may already be another file's). */
+	if (e || !q->store || inoset_has(&q->tombstones, ino) || store_get(q->store, ino, &row) < 0)
+		return e;
+	e = entry_revive(q, &row);
+	store_row_free(&row);
+	return e;
 }
 
 static void table_grow(struct queue *q)
@@ -103,7 +117,7 @@ static void path_index_add(struct queue *q, struct entry *e)
 	e->path_indexed = true;
 }
 
-struct entry *entry_find_path(struct queue *q, const char *path)
+static struct entry *find_path_resident(struct queue *q, const char *path)
 {
 	uint64_t h = path_hash_of(path);
 
@@ -112,6 +126,20 @@ struct entry *entry_find_path(struct queue *q, const char *path)
 			return e;
 	}
 	return NULL;
+}
+
+struct entry *entry_find_path(struct queue *q, const char *path)
+{
+	struct entry *e = find_path_resident(q, path);
+	struct store_row row;
+
+	if (e || !q->store || store_get_path(q->store, path, &row) < 0)
+		return e;
+	/* A row whose file is in memory (moved since) or gone is stale. */
+	if (!entry_find_resident(q, row.ino) && !inoset_has(&q->tombstones, row.ino))
+		e = entry_revive(q, &row);
+	store_row_free(&row);
+	return e;
 }
 
 static void path_index_grow(struct queue *q)
@@ -217,6 +245,7 @@ void entry_free(struct entry *e)
 void entry_destroy(struct queue *q, struct entry *e)
 {
 	annot_touch(q, e);
+	entry_bury(q, e);
 	counts_add(q, e, -1);
 	list_unlink(q, e);
 	table_remove(q, e);
@@ -261,10 +290,11 @@ void queue_unlock(struct queue *q)
 		atomic_store(&q->journal_failing, false);
 }
 
-void journal_note(struct queue *q, const struct entry *e, enum journal_kind kind)
+void journal_note(struct queue *q, struct entry *e, enum journal_kind kind)
 {
 	struct journal_record r = entry_record(e, kind);
 
+	e->changed_seq = ++q->seq;
 	journal_note_many(q, &r, 1);
 }
 
@@ -281,7 +311,14 @@ void entry_set_state(struct queue *q, struct entry *e, enum file_state state)
 		return;
 	counts_add(q, e, -1);
 	e->state = state;
+	e->changed_seq = ++q->seq;
 	counts_add(q, e, +1);
+	if (state_is_final(state) || state == FILE_IGNORED) {
+		e->final_ms = clock_wall_ms();
+		/* A replayed state is no new outcome (queue_recovery.c). */
+		if (!q->replaying)
+			lifetime_count(q, e);
+	}
 }
 
 void entry_set_size(struct queue *q, struct entry *e, uint64_t size)
@@ -290,6 +327,7 @@ void entry_set_size(struct queue *q, struct entry *e, uint64_t size)
 		return;
 	counts_add(q, e, -1);
 	e->size = size;
+	e->changed_seq = ++q->seq;
 	counts_add(q, e, +1);
 }
 
@@ -300,6 +338,7 @@ char *entry_set_path(struct queue *q, struct entry *e, char *path)
 	counts_add(q, e, -1);
 	path_index_remove(q, e);
 	e->path = path;
+	e->changed_seq = ++q->seq;
 	path_index_add(q, e);
 	counts_add(q, e, +1);
 	annot_track(q, e);
@@ -313,7 +352,7 @@ size_t dir_len(const char *path)
 	return slash ? (size_t)(slash - path) : 0;
 }
 
-struct entry *entry_create(struct queue *q, uint64_t ino, const char *path)
+static struct entry *entry_new(uint64_t ino, const char *path)
 {
 	struct entry *e = calloc(1, sizeof(*e));
 
@@ -325,16 +364,58 @@ struct entry *entry_create(struct queue *q, uint64_t ino, const char *path)
 		return NULL;
 	}
 	e->ino = ino;
-	e->state = ignored_reason(path) ? FILE_IGNORED : FILE_WRITING;
+	return e;
+}
+
+static void table_insert(struct queue *q, struct entry *e)
+{
 	if (q->nentries >= q->nbuckets)
 		table_grow(q);
-	e->hash_next = q->buckets[bucket_of(q, ino)];
-	q->buckets[bucket_of(q, ino)] = e;
+	e->hash_next = q->buckets[bucket_of(q, e->ino)];
+	q->buckets[bucket_of(q, e->ino)] = e;
 	q->nentries++;
 	path_index_add(q, e);
+}
+
+struct entry *entry_create(struct queue *q, uint64_t ino, const char *path)
+{
+	struct entry *e = entry_new(ino, path);
+
+	if (!e)
+		return NULL;
+	e->state = ignored_reason(path) ? FILE_IGNORED : FILE_WRITING;
+	if (e->state == FILE_IGNORED)
+		e->final_ms = clock_wall_ms();
+	table_insert(q, e);
 	counts_add(q, e, +1);
 	annot_track(q, e);
 	return e;
+}
+
+/* The folder counts include every row of the index: a revived entry is
+ * counted already, and an evicted one stays counted. */
+struct entry *entry_revive(struct queue *q, const struct store_row *row)
+{
+	struct entry *e = entry_new(row->ino, row->path);
+
+	if (!e)
+		return NULL;
+	e->state =
+		(unsigned)row->state < FILE_STATE_COUNT ? (enum file_state)row->state : FILE_FAILED;
+	e->size = row->size;
+	e->maybe_sent = row->maybe_sent;
+	e->final_ms = row->final_ms;
+	e->stored = true;
+	entry_set_result(e, row->result);
+	table_insert(q, e);
+	return e;
+}
+
+/* Out of memory, into the index (which holds what it says). */
+void entry_evict(struct queue *q, struct entry *e)
+{
+	table_remove(q, e);
+	entry_free(e);
 }
 
 struct entry *entry_get(struct queue *q, uint64_t ino, const char *path)

@@ -105,13 +105,51 @@ static void replay_record(void *arg, const struct journal_record *r)
 	queue_replay(arg, r);
 }
 
-/* Journal first, then the files (the truth), then a fresh journal. */
+/* Mount mode: what is over lives in the state index, out of memory. */
+static int open_store(struct service *s, bool *clean)
+{
+	char err[512];
+	int rc;
+
+	*clean = false;
+	if (s->written_outside)
+		return 0;
+	if (store_open(s->spool.state_path, &s->store, err, sizeof(err)) < 0)
+		return service_fail("%s", err);
+	rc = queue_set_store(s->queue, s->store);
+	if (rc < 0)
+		return service_fail("cannot read the state index in %s: %s", s->spool.state_path,
+				    strerror(-rc));
+	*clean = store_was_clean(s->store);
+	/* Until the next clean stop, a start must look at every file. */
+	if (store_set_clean(s->store, false) < 0)
+		return service_fail("cannot write the state index in %s", s->spool.state_path);
+	return 0;
+}
+
+/* After a clean stop the index is right: only the journal's files (those
+ * not over when we stopped) are looked at.  After a crash, every file. */
+static long reconcile_spool(struct service *s, bool clean)
+{
+	queue_reconcile_begin(s->queue, !clean);
+	if (clean)
+		return spool_check_known(&s->spool, s->queue);
+	return spool_scan(&s->spool, s->queue, !s->written_outside);
+}
+
+/* The index, the journal over it, then the files (the truth), then a
+ * fresh journal. */
 static int recover_queue(struct service *s)
 {
 	struct journal_replay_stats js;
 	struct queue_recovery rec;
 	long found;
-	int rc = journal_replay(s->spool.state_fd, replay_record, s->queue, &js);
+	bool clean;
+	int rc = open_store(s, &clean);
+
+	if (rc)
+		return rc;
+	rc = journal_replay(s->spool.state_fd, replay_record, s->queue, &js);
 
 	if (rc < 0)
 		return service_fail("cannot read the queue journal in %s: %s", s->spool.state_path,
@@ -122,7 +160,7 @@ static int recover_queue(struct service *s)
 	if (js.damaged || js.torn_tail)
 		log_warn("the queue journal had %zu damaged line(s)%s; the files decide",
 			 js.damaged, js.torn_tail ? " and a torn last line" : "");
-	found = spool_scan(&s->spool, s->queue, !s->written_outside);
+	found = reconcile_spool(s, clean && !js.bad_header && !js.damaged && !js.torn_tail);
 	if (found < 0)
 		return service_fail("cannot read %s: %s", s->spool.files_path,
 				    strerror((int)-found));
@@ -141,6 +179,26 @@ static int recover_queue(struct service *s)
 	return 0;
 }
 
+/* On the upload thread, about once a second. */
+static void maintain(void *arg, int64_t now_ms)
+{
+	struct service *s = arg;
+
+	queue_checkpoint(s->queue, false);
+	retention_run(s->retention, now_ms);
+}
+
+/* Retention finds files in the state index: with a short keep= they
+ * must reach it sooner than usual, or they would stay longer than kept. */
+static unsigned pace_for_keep(uint64_t keep_s, unsigned usual_ms)
+{
+	uint64_t half = keep_s * 1000 / 2;
+
+	if (!keep_s || half >= usual_ms)
+		return usual_ms;
+	return half < 500 ? 500 : (unsigned)half;
+}
+
 static int open_queue(struct service *s)
 {
 	s->queue = queue_new(&(struct queue_config){
@@ -153,6 +211,8 @@ static int open_queue(struct service *s)
 		.written_outside = s->written_outside,
 		.no_label_infer = s->opt.no_label_infer,
 		.annotation_wait_ms = s->opt.annotation_wait_s * 1000,
+		.evict_after_ms = pace_for_keep(s->opt.keep_s, 5000),
+		.checkpoint_every_ms = pace_for_keep(s->opt.keep_s, 10000),
 	});
 	return s->queue ? recover_queue(s) : service_fail("out of memory");
 }
@@ -185,6 +245,30 @@ int service_open(struct service *s, const char *spool_dir, const char *files_dir
 	if (!s->uploader)
 		return service_fail("out of memory");
 	s->key = NULL; /* the uploader owns it now */
+	s->retention = retention_new(s->queue, s->spool.files_fd,
+				     &(struct retention_config){
+					     .keep_s = s->opt.keep_s,
+					     .max_spool_bytes = s->opt.max_spool_bytes,
+					     .min_free_bytes = s->opt.min_free_bytes,
+				     });
+	uploader_set_maintenance(s->uploader, maintain, s);
+	return 0;
+}
+
+int service_after_fork(struct service *s)
+{
+	struct store *fresh;
+	char err[512];
+
+	if (!s->store)
+		return 0;
+	if (store_open(s->spool.state_path, &fresh, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return 1;
+	}
+	queue_swap_store(s->queue, fresh);
+	store_close(s->store);
+	s->store = fresh;
 	return 0;
 }
 
@@ -221,6 +305,11 @@ void service_stop(struct service *s, const char *what)
 	notify_service_manager("STOPPING=1");
 	uploader_stop(s->uploader);
 	hup_target = NULL;
+	/* Everything that is over into the index, the journal down to the
+	 * rest: the next start need not look at every file. */
+	if (s->store && queue_checkpoint(s->queue, true) == 0 &&
+	    store_set_clean(s->store, true) < 0)
+		log_warn("cannot mark the state index clean: the next start scans the spool");
 	queue_count(s->queue, "", &c);
 	left = c.n[FILE_PENDING] + c.n[FILE_WRITING] + c.n[FILE_UPLOADING];
 	if (left)
@@ -234,7 +323,9 @@ void service_close(struct service *s)
 	if (s->queue)
 		queue_set_journal(s->queue, NULL);
 	journal_close(s->journal);
+	retention_free(s->retention);
 	queue_free(s->queue);
+	store_close(s->store);
 	if (s->spool.dir || s->spool.files_path)
 		spool_close(&s->spool);
 	if (s->curl_ready)

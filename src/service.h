@@ -9,7 +9,9 @@
 #include "journal.h"
 #include "options.h"
 #include "queue.h"
+#include "retention.h"
 #include "spool.h"
+#include "store.h"
 #include "upload.h"
 
 struct service {
@@ -18,6 +20,8 @@ struct service {
 	struct queue *queue;
 	struct journal *journal;
 	struct uploader *uploader;
+	struct store *store;         /* mount mode: the state index; NULL in watch mode */
+	struct retention *retention; /* NULL: no keep=, max_spool=, min_free= */
 	char *key;
 	bool curl_ready;
 	bool written_outside; /* watch mode */
@@ -41,6 +45,9 @@ int service_open(struct service *s, const char *spool_dir, const char *files_dir
 
 /* After daemonizing: start uploading; SIGHUP re-reads the key. */
 int service_start(struct service *s);
+/* After fork (fuse_daemonize): SQLite's locks do not survive it, so the
+ * state index is opened anew in the process that goes on.  0 or 1. */
+int service_after_fork(struct service *s);
 void service_stop(struct service *s, const char *what);
 void service_close(struct service *s);
 

@@ -5,6 +5,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -431,4 +432,45 @@ long spool_scan(struct spool *s, struct queue *q, bool sweep_hidden)
 	if (fd < 0)
 		return -errno;
 	return scan_dir(q, fd, "", 0, sweep_hidden);
+}
+
+long spool_check_known(struct spool *s, struct queue *q)
+{
+	struct queue_file_ref *list;
+	size_t n;
+	long found = 0;
+
+	if (queue_resident_files(q, &list, &n) < 0)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+
+		if (fstatat(s->files_fd, list[i].path, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode) && (uint64_t)st.st_ino == list[i].ino) {
+			queue_reconcile(q, list[i].ino, list[i].path, (uint64_t)st.st_size);
+			found++;
+		}
+		free(list[i].path);
+	}
+	free(list);
+	return found;
+}
+
+/* ---- the spool's names: the mount's operations and retention ---- */
+
+static pthread_rwlock_t names_lock = PTHREAD_RWLOCK_INITIALIZER;
+
+void spool_names_share(void)
+{
+	pthread_rwlock_rdlock(&names_lock);
+}
+
+void spool_names_own(void)
+{
+	pthread_rwlock_wrlock(&names_lock);
+}
+
+void spool_names_release(void)
+{
+	pthread_rwlock_unlock(&names_lock);
 }

@@ -44,5 +44,16 @@ int spool_set_owner(struct spool *s, const char *owner, char *err, size_t errsz)
  * were unlinked while open when we stopped are removed.  Returns the
  * number of files found, or -errno. */
 long spool_scan(struct spool *s, struct queue *q, bool sweep_hidden);
+/* After a clean stop: reconcile only the files the queue has in memory
+ * (the journal's), each where it says.  Returns how many were found. */
+long spool_check_known(struct spool *s, struct queue *q);
+
+/* Names in the spool change only under this lock: the mount's
+ * operations that add, remove or rename a name, or open a file for
+ * writing, share it; retention owns it while it checks a file and
+ * removes it, so no rename or open slips in between. */
+void spool_names_share(void);
+void spool_names_own(void);
+void spool_names_release(void);
 
 #endif

@@ -156,7 +156,7 @@ static int count_path(const char *path, struct totals *t)
 		if (rc < 0)
 			return rc;
 		if (read_xattr(path, XATTR_BYTES, buf + 256, sizeof(buf) - 256) == 0 &&
-		    sscanf(buf + 256, "done=%llu total=%llu", &done, &all) == 2) {
+		    sscanf(buf + 256, BYTES_FORMAT, &done, &all) == 2) {
 			t->done_bytes += done;
 			t->total_bytes += all;
 		}
@@ -331,6 +331,34 @@ static void list_files(const struct status_args *a, cJSON *array)
 	walk_json = NULL;
 }
 
+/* A mount root tells its lifetime totals (LIFETIME_FORMAT). */
+struct lifetime {
+	unsigned long long uploaded, duplicate, failed, bytes;
+};
+
+static bool read_lifetime(const struct status_args *a, struct lifetime *l)
+{
+	char buf[256];
+
+	return a->npaths == 1 && read_xattr(a->paths[0], XATTR_LIFETIME, buf, sizeof(buf)) == 0 &&
+	       sscanf(buf, LIFETIME_FORMAT, &l->uploaded, &l->duplicate, &l->failed, &l->bytes) ==
+		       4;
+}
+
+static void add_lifetime_json(cJSON *root, const struct status_args *a)
+{
+	struct lifetime l;
+	cJSON *o;
+
+	if (!read_lifetime(a, &l))
+		return;
+	o = cJSON_AddObjectToObject(root, "lifetime");
+	cJSON_AddNumberToObject(o, "uploaded", (double)l.uploaded);
+	cJSON_AddNumberToObject(o, "duplicate", (double)l.duplicate);
+	cJSON_AddNumberToObject(o, "failed", (double)l.failed);
+	cJSON_AddNumberToObject(o, "bytes", (double)l.bytes);
+}
+
 static void add_counts_json(cJSON *obj, const struct totals *t)
 {
 	for (int s = 0; s < FILE_STATE_COUNT; s++)
@@ -345,6 +373,7 @@ static void print_json(const struct status_args *a, const struct totals *t, int 
 	char *text;
 
 	add_counts_json(cJSON_AddObjectToObject(root, "summary"), t);
+	add_lifetime_json(root, a);
 	list_files(a, files);
 	cJSON_AddItemToObject(root, "files", files);
 	cJSON_AddNumberToObject(root, "exit", code);
@@ -358,15 +387,20 @@ static void print_json(const struct status_args *a, const struct totals *t, int 
 static void print_plain(const struct status_args *a, const struct totals *t)
 {
 	bool any_file = false;
+	struct lifetime l;
 	struct stat st;
 
 	for (int i = 0; i < a->npaths; i++)
 		any_file |= stat(a->paths[i], &st) == 0 && !S_ISDIR(st.st_mode);
 	if (a->failed_only || any_file)
 		list_files(a, NULL);
-	printf("uploaded=%zu duplicate=%zu pending=%zu uploading=%zu failed=%zu ignored=%zu\n",
-	       t->n[FILE_UPLOADED], t->n[FILE_DUPLICATE], t->n[FILE_PENDING] + t->n[FILE_WRITING],
-	       t->n[FILE_UPLOADING], t->n[FILE_FAILED], t->n[FILE_IGNORED]);
+	printf(SUMMARY_FORMAT "\n", t->n[FILE_UPLOADED], t->n[FILE_DUPLICATE],
+	       t->n[FILE_PENDING] + t->n[FILE_WRITING], t->n[FILE_UPLOADING], t->n[FILE_FAILED],
+	       t->n[FILE_IGNORED]);
+	/* Files retention removed count here still. */
+	if (read_lifetime(a, &l))
+		printf("lifetime: uploaded=%llu duplicate=%llu failed=%llu (%.1f MB uploaded)\n",
+		       l.uploaded, l.duplicate, l.failed, (double)l.bytes / 1e6);
 }
 
 /* ---- arguments ---- */

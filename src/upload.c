@@ -34,6 +34,7 @@
 #define KEY_CHECK_MS 1000
 #define POLL_MAX_MS 1000
 #define JOURNAL_SYNC_MS 1000
+#define MAINTAIN_EVERY_MS 1000
 #define MOVED_RECHECK_MS 1000
 #define SUMMARY_EVERY_MS (10 * 60 * 1000)
 
@@ -88,6 +89,9 @@ struct uploader {
 	char *key_name; /* the key file's name in that folder */
 	bool key_file_changed;
 	int64_t last_sync_ms;
+	void (*maintain)(void *arg, int64_t now_ms);
+	void *maintain_arg;
+	int64_t next_maintain_ms;
 	int64_t next_summary_ms;
 	struct queue_counts last_summary;
 	int build_error;                    /* errno of the last request that could not be built */
@@ -955,6 +959,10 @@ static void *uploader_main(void *arg)
 			queue_maintain_journal(u->q);
 			u->last_sync_ms = now;
 		}
+		if (u->maintain && now >= u->next_maintain_ms) {
+			u->maintain(u->maintain_arg, now);
+			u->next_maintain_ms = now + MAINTAIN_EVERY_MS;
+		}
 		curl_multi_perform(u->multi, &still);
 		if (collect_done(u) > 0)
 			continue;
@@ -965,6 +973,12 @@ static void *uploader_main(void *arg)
 	abandon_jobs(u);
 	queue_maintain_journal(u->q);
 	return NULL;
+}
+
+void uploader_set_maintenance(struct uploader *u, void (*fn)(void *arg, int64_t now_ms), void *arg)
+{
+	u->maintain = fn;
+	u->maintain_arg = arg;
 }
 
 int uploader_start(struct uploader *u)

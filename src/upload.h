@@ -4,6 +4,8 @@
 #ifndef INGESTFS_UPLOAD_H
 #define INGESTFS_UPLOAD_H
 
+#include <stdint.h>
+
 #include "options.h"
 #include "queue.h"
 
@@ -17,6 +19,10 @@ int uploader_start(struct uploader *u);
  * pending.  Safe to call once, after uploader_start. */
 void uploader_stop(struct uploader *u);
 void uploader_free(struct uploader *u);
+/* FN(ARG, NOW) runs on the upload thread about once a second, between
+ * transfers, for upkeep that must not wait in a FUSE operation
+ * (checkpoints of the state index, retention).  Before uploader_start. */
+void uploader_set_maintenance(struct uploader *u, void (*fn)(void *arg, int64_t now_ms), void *arg);
 /* Re-read the key and resume (SIGHUP).  Async-signal-safe. */
 void uploader_request_key_reload(struct uploader *u);
 

@@ -1,7 +1,9 @@
 /* Unit tests of options.c: -o parsing and the config file. */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "options.h"
@@ -33,6 +35,33 @@ static void test_args(void)
 	options_init(&o);
 	is_int(options_parse_args(&o, 3, key, err, sizeof(err)), -1, "api_key in argv refused");
 	ok(strstr(err, "ei_123") == NULL, "the key is not echoed");
+	options_free(&o);
+}
+
+static void test_retention(void)
+{
+	struct options o;
+	char err[512];
+	char *argv[] = {"-o", "keep=7d,max_spool=20G,min_free=512m", "/mnt"};
+	const char *bad[] = {"keep=7x",        "keep=",       "keep=-1",
+			     "max_spool=1.5G", "max_spool=G", "max_spool=99999999999T",
+			     "keep=1dd"};
+
+	options_init(&o);
+	is_int((int)o.keep_s + (int)o.max_spool_bytes, 0, "no retention by default");
+	is_int(options_parse_args(&o, 3, argv, err, sizeof(err)), 0, "retention options parse");
+	ok(o.keep_s == 7 * 86400, "keep=7d is a week");
+	ok(o.max_spool_bytes == 20ull << 30, "max_spool=20G is 20 GiB");
+	ok(o.min_free_bytes == 512ull << 20, "min_free=512m is 512 MiB, in any case");
+	is_int(options_set(&o, "keep", "90", false, err, sizeof(err)), 0, "a plain number");
+	ok(o.keep_s == 90, "is seconds");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *eq = strchr(bad[i], '='), key[32];
+
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - bad[i]), bad[i]);
+		is_int(options_set(&o, key, eq + 1, false, err, sizeof(err)), -1, "%s refused: %s",
+		       bad[i], err);
+	}
 	options_free(&o);
 }
 
@@ -90,6 +119,7 @@ int main(void)
 {
 	test_args();
 	test_metadata();
+	test_retention();
 	test_config();
 	return done_testing();
 }

@@ -348,8 +348,7 @@ static void test_annotations_late_and_bad(void)
 	queue_written(q, 7);
 	write_file(q, 8, "training/van/v.jpg", 10);
 	is_int(queue_take_batch(q, fake_now, &b), 0, "a .labels held open holds its samples");
-	is_int(queue_take_batch(q, fake_now + 60000, &b), 1,
-	       "for a bounded time");
+	is_int(queue_take_batch(q, fake_now + 60000, &b), 1, "for a bounded time");
 	ok(b.items[0].annotations_missed, "then they go, saying so");
 	queue_batch_free(&b);
 	queue_free(q);

@@ -94,8 +94,8 @@ static void test_prefix_names(void)
 	is_int(out[1].outcome, REPLY_STORED, "img10 is");
 
 	allow_duplicates = true;
-	classify(200, "{\"success\":true,\"files\":[{\"success\":true,\"fileName\":\"img10\"}]}",
-		 2, names);
+	classify(200, "{\"success\":true,\"files\":[{\"success\":true,\"fileName\":\"img10\"}]}", 2,
+		 names);
 	allow_duplicates = false;
 	is_int(out[0].outcome, REPLY_REJECTED,
 	       "with duplicates allowed, an untied sample is not sent again (it may be stored)");
