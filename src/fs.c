@@ -226,10 +226,7 @@ static int truncate_names(const char *path, off_t size)
 		rc = -errno;
 		goto out;
 	}
-	queue_open_write(c->q, (uint64_t)st.st_ino, rel(path));
-	queue_written(c->q, (uint64_t)st.st_ino);
-	queue_flushed(c->q, (uint64_t)st.st_ino, (uint64_t)size);
-	queue_close_write(c->q, (uint64_t)st.st_ino, (uint64_t)size);
+	queue_file_complete(c->q, (uint64_t)st.st_ino, rel(path), (uint64_t)size);
 out:
 	close(fd);
 	return rc;

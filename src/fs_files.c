@@ -299,9 +299,8 @@ int fs_release(const char *path, struct fuse_file_info *fi)
 			catch_unseen_writes(h, &st);
 			size = (uint64_t)st.st_size;
 		}
-		if (atomic_exchange(&h->written, false)) /* no FLUSH came */
-			queue_flushed(ctx()->q, h->ino, size);
-		queue_close_write(ctx()->q, h->ino, size);
+		/* h->written: no FLUSH came. */
+		queue_closed(ctx()->q, h->ino, size, atomic_exchange(&h->written, false));
 	}
 	if (h->unseen_errors)
 		atomic_fetch_sub(&ctx()->blind_writers, 1);

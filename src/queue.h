@@ -115,20 +115,25 @@ void queue_free(struct queue *q);
 /* WAKE is called (with the lock held) whenever work may have become due. */
 void queue_set_waker(struct queue *q, void (*wake)(void *), void *arg);
 
-/* Front-end events. */
+/* Front-end events.  A writer's life: queue_open_write at its open;
+ * queue_written each time a handle goes from clean to written; at its
+ * close(2), queue_flushed (the writer waits for it: from here on a crash
+ * must not count the file as interrupted); at its release, queue_closed.
+ * Coarse events take the queue's lock once for several of these steps. */
 void queue_open_write(struct queue *q, uint64_t ino, const char *path);
-/* New content in a file already opened for writing (queue_open_write):
- * one call each time a handle goes from clean to written, matched by one
- * queue_flushed when that handle is closed. */
 void queue_written(struct queue *q, uint64_t ino);
+/* Both at once: new content seen (inotify's first IN_MODIFY). */
+void queue_writing(struct queue *q, uint64_t ino, const char *path);
 /* SIZE may be QUEUE_SIZE_UNKNOWN: keep what the queue knows (a later
  * queue_renamed brings the real size). */
 #define QUEUE_SIZE_UNKNOWN UINT64_MAX
-void queue_close_write(struct queue *q, uint64_t ino, uint64_t size);
-/* close(2) of a written file, which (unlike the RELEASE behind
- * queue_close_write) the writer waits for: from here on a crash must not
- * count the file as interrupted. */
 void queue_flushed(struct queue *q, uint64_t ino, uint64_t size);
+/* The last step of a writer: its release, after queue_flushed, or with
+ * UNFLUSHED (the writer wrote and no close(2) told us) with it. */
+void queue_closed(struct queue *q, uint64_t ino, uint64_t size, bool unflushed);
+/* A whole writer at once: a file changed in one step (truncate(2) of a
+ * path) or found complete (watch mode). */
+void queue_file_complete(struct queue *q, uint64_t ino, const char *path, uint64_t size);
 /* A write, truncate or fallocate failed (ENOSPC...): at its close the file
  * is failed instead of queued, since it is not what the writer meant. */
 void queue_write_failed(struct queue *q, uint64_t ino, int err);

@@ -18,12 +18,13 @@
 #include "queue.h"
 #include "queue_i.h"
 
-void queue_open_write(struct queue *q, uint64_t ino, const char *path)
-{
-	struct entry *e;
+/* ---- a file's content: each step with the lock held, so that the
+ * coarse events below take it once and own the order of their steps ---- */
 
-	pthread_mutex_lock(&q->lock);
-	e = entry_get(q, ino, path);
+static struct entry *opened_for_writing(struct queue *q, uint64_t ino, const char *path)
+{
+	struct entry *e = entry_get(q, ino, path);
+
 	if (e) {
 		e->writers++;
 		/* A reopen for writing postpones a file that has not gone yet. */
@@ -32,6 +33,74 @@ void queue_open_write(struct queue *q, uint64_t ino, const char *path)
 			entry_set_state(q, e, FILE_WRITING);
 		}
 	}
+	return e;
+}
+
+static void written(struct queue *q, struct entry *e)
+{
+	e->dirty_handles++;
+	entry_reset_attempts(e);
+	if (e->state != FILE_WRITING)
+		e->write_error = 0;
+	if (e->state != FILE_IGNORED) {
+		list_unlink(q, e);
+		entry_set_state(q, e, FILE_WRITING);
+		e->close_journaled = false;
+		journal_note(q, e, JOURNAL_WRITING);
+		annot_content_changed(q, e);
+	}
+}
+
+static void flushed(struct queue *q, struct entry *e, uint64_t size)
+{
+	if (e->dirty_handles > 0)
+		e->dirty_handles--;
+	/* Another handle that wrote is still open: the content is not final. */
+	if (e->dirty_handles == 0 && e->state == FILE_WRITING && !e->write_error) {
+		if (size != QUEUE_SIZE_UNKNOWN)
+			entry_set_size(q, e, size);
+		journal_note(q, e, JOURNAL_QUEUED);
+		e->close_journaled = true;
+	}
+}
+
+static void closed(struct queue *q, struct entry *e, uint64_t size)
+{
+	char msg[160];
+	int64_t now = clock_now_ms();
+
+	if (size != QUEUE_SIZE_UNKNOWN)
+		entry_set_size(q, e, size);
+	if (e->writers > 0)
+		e->writers--;
+	if (e->writers > 0 || e->state != FILE_WRITING)
+		return;
+	if (e->write_error) {
+		/* What is on disk is not what the writer meant to write. */
+		entry_set_state(q, e, FILE_FAILED);
+		snprintf(msg, sizeof(msg),
+			 "a write failed (%s): not uploaded; write it again or setfattr retry",
+			 strerror(e->write_error));
+		e->write_error = 0;
+		entry_set_result(e, msg);
+		journal_note(q, e, JOURNAL_DONE);
+		return;
+	}
+	if (!e->close_journaled)
+		journal_note(q, e, JOURNAL_QUEUED);
+	if (e->queue_now || q->cfg.settle_ms == 0) {
+		entry_make_pending(q, e, now);
+	} else {
+		e->due_ms = now + q->cfg.settle_ms;
+		list_append(q, e, LIST_SETTLING);
+		wake_uploader_by(q, e->due_ms);
+	}
+}
+
+void queue_open_write(struct queue *q, uint64_t ino, const char *path)
+{
+	pthread_mutex_lock(&q->lock);
+	opened_for_writing(q, ino, path);
 	queue_unlock(q);
 }
 
@@ -41,19 +110,19 @@ void queue_written(struct queue *q, uint64_t ino)
 
 	pthread_mutex_lock(&q->lock);
 	e = entry_find(q, ino);
-	if (e) {
-		e->dirty_handles++;
-		entry_reset_attempts(e);
-		if (e->state != FILE_WRITING)
-			e->write_error = 0;
-		if (e->state != FILE_IGNORED) {
-			list_unlink(q, e);
-			entry_set_state(q, e, FILE_WRITING);
-			e->close_journaled = false;
-			journal_note(q, e, JOURNAL_WRITING);
-			annot_content_changed(q, e);
-		}
-	}
+	if (e)
+		written(q, e);
+	queue_unlock(q);
+}
+
+void queue_writing(struct queue *q, uint64_t ino, const char *path)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&q->lock);
+	e = opened_for_writing(q, ino, path);
+	if (e)
+		written(q, e);
 	queue_unlock(q);
 }
 
@@ -74,55 +143,36 @@ void queue_flushed(struct queue *q, uint64_t ino, uint64_t size)
 
 	pthread_mutex_lock(&q->lock);
 	e = entry_find(q, ino);
-	if (e && e->dirty_handles > 0)
-		e->dirty_handles--;
-	/* Another handle that wrote is still open: the content is not final. */
-	if (e && e->dirty_handles == 0 && e->state == FILE_WRITING && !e->write_error) {
-		if (size != QUEUE_SIZE_UNKNOWN)
-			entry_set_size(q, e, size);
-		journal_note(q, e, JOURNAL_QUEUED);
-		e->close_journaled = true;
+	if (e)
+		flushed(q, e, size);
+	queue_unlock(q);
+}
+
+void queue_closed(struct queue *q, uint64_t ino, uint64_t size, bool unflushed)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&q->lock);
+	e = entry_find(q, ino);
+	if (e) {
+		if (unflushed)
+			flushed(q, e, size);
+		closed(q, e, size);
 	}
 	queue_unlock(q);
 }
 
-void queue_close_write(struct queue *q, uint64_t ino, uint64_t size)
+void queue_file_complete(struct queue *q, uint64_t ino, const char *path, uint64_t size)
 {
 	struct entry *e;
-	char msg[160];
-	int64_t now = clock_now_ms();
 
 	pthread_mutex_lock(&q->lock);
-	e = entry_find(q, ino);
-	if (!e)
-		goto out;
-	if (size != QUEUE_SIZE_UNKNOWN)
-		entry_set_size(q, e, size);
-	if (e->writers > 0)
-		e->writers--;
-	if (e->writers > 0 || e->state != FILE_WRITING)
-		goto out;
-	if (e->write_error) {
-		/* What is on disk is not what the writer meant to write. */
-		entry_set_state(q, e, FILE_FAILED);
-		snprintf(msg, sizeof(msg),
-			 "a write failed (%s): not uploaded; write it again or setfattr retry",
-			 strerror(e->write_error));
-		e->write_error = 0;
-		entry_set_result(e, msg);
-		journal_note(q, e, JOURNAL_DONE);
-		goto out;
+	e = opened_for_writing(q, ino, path);
+	if (e) {
+		written(q, e);
+		flushed(q, e, size);
+		closed(q, e, size);
 	}
-	if (!e->close_journaled)
-		journal_note(q, e, JOURNAL_QUEUED);
-	if (e->queue_now || q->cfg.settle_ms == 0) {
-		entry_make_pending(q, e, now);
-	} else {
-		e->due_ms = now + q->cfg.settle_ms;
-		list_append(q, e, LIST_SETTLING);
-		wake_uploader_by(q, e->due_ms);
-	}
-out:
 	queue_unlock(q);
 }
 

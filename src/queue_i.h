@@ -1,16 +1,20 @@
 /* queue_i.h: the queue's private parts, shared by the files that make up
- * the queue (queue.c, queue_annot.c), as libfuse shares lib/fuse_i.h.
+ * the queue (queue*.c), as libfuse shares lib/fuse_i.h.
  * Nothing outside the queue includes this.
  *
- * Locking: one mutex, queue.lock, guards every field of struct queue and
- * of every entry and annotation source.  Every function declared here
- * expects it held.  No write, fsync or rename happens under it: journal
- * records are queued in memory (journal.h takes its own lock after this
- * one, for a memcpy) and written by queue_unlock; the state index
- * (store.h) is read under it, from the page cache, and written by the
- * maintenance thread without it.  The only call-out is the waker, which
- * must not call back into the queue.  Order: queue.lock, then
- * journal.lock or the store's read lock; never the other way. */
+ * Locking (doc/internals.md "Threads and locks"): one mutex, queue.lock,
+ * guards every field of struct queue and of every entry and annotation
+ * source.  Every function declared here expects it held.  No write,
+ * fsync or rename happens under it: journal records are queued in memory
+ * (journal.h takes its own lock after this one, for a memcpy) and written
+ * by queue_unlock; the state index (store.h) is read under it (a row, or
+ * a folder's rows before a change to all of them), and written by the
+ * uploader's
+ * checkpoints without it.  The only call-out is the waker, which must not
+ * call back into the queue.  Order: the spool's names lock (spool.h),
+ * then queue.lock, then journal.lock or the index's read lock; never the
+ * other way.
+ */
 #ifndef INGESTFS_QUEUE_I_H
 #define INGESTFS_QUEUE_I_H
 
@@ -183,7 +187,7 @@ void counts_free(struct queue *q);
 /* E is to go at DUE_MS (an annotation file: to be read). */
 void entry_make_pending(struct queue *q, struct entry *e, int64_t due_ms);
 
-/* queue_annot.c: annotation files (see doc/internals.md). */
+/* queue_annot.c: annotation files (doc/internals.md "Annotation files"). */
 
 /* Track or untrack E as an annotation file after its path was set. */
 void annot_track(struct queue *q, struct entry *e);

@@ -1,6 +1,6 @@
 /* queue_table.c: the queue's table of entries (by inode and by path), its
  * lists, and an entry's life: creation, changes of path, the journal
- * records it writes, destruction (doc/internals.md "The queue"). */
+ * records it writes, destruction (doc/internals.md "Architecture"). */
 #include "config.h"
 
 #include <errno.h>

@@ -5,10 +5,12 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -28,6 +30,13 @@ static const char schema[] =
 	" n INTEGER NOT NULL, bytes INTEGER NOT NULL, PRIMARY KEY(dir, state)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL)"
 	" WITHOUT ROWID;";
+
+/* Durable at each commit; the WAL file cut back after it grew for a big
+ * checkpoint (it keeps its largest size otherwise); a small page cache
+ * per connection: the index is read a row at a time. */
+static const char tuning[] = "PRAGMA synchronous=FULL;"
+			     "PRAGMA journal_size_limit=8388608;"
+			     "PRAGMA cache_size=-4096;";
 
 #define ROW_COLUMNS "ino, path, state, size, result, maybe_sent, final_ms"
 
@@ -109,6 +118,7 @@ int store_open(const char *state_path, struct store **out, char *err, size_t err
 {
 	struct store *s = calloc(1, sizeof(*s));
 	char *msg = NULL;
+	int fd;
 
 	*out = NULL;
 	if (!s || asprintf(&s->path, "%s/%s", state_path, DB_NAME) < 0) {
@@ -117,16 +127,22 @@ int store_open(const char *state_path, struct store **out, char *err, size_t err
 		return -1;
 	}
 	pthread_mutex_init(&s->read_lock, NULL);
+	/* SQLite would make it 0644 (the daemon runs with umask 0); its WAL
+	 * and shared-memory files copy this mode. */
+	fd = open(s->path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
 	if (open_db(s->path, &s->writer, err, errsz) < 0)
 		goto fail;
 	if (sqlite3_exec(s->writer, schema, NULL, NULL, &msg) != SQLITE_OK ||
-	    sqlite3_exec(s->writer, "PRAGMA synchronous=FULL", NULL, NULL, &msg) != SQLITE_OK) {
+	    sqlite3_exec(s->writer, tuning, NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(err, errsz, "cannot set up the state index %s: %s", s->path,
 			 msg ? msg : "?");
 		sqlite3_free(msg);
 		goto fail;
 	}
 	if (open_db(s->path, &s->reader, err, errsz) < 0 ||
+	    sqlite3_exec(s->reader, "PRAGMA cache_size=-4096", NULL, NULL, NULL) != SQLITE_OK ||
 	    prepare_all(s->writer, writer_sql, s->w, W_COUNT_STMTS, err, errsz) < 0 ||
 	    prepare_all(s->reader, reader_sql, s->r, R_COUNT_STMTS, err, errsz) < 0)
 		goto fail;

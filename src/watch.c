@@ -187,8 +187,7 @@ static void file_modified(struct watcher *w, const char *rel)
 		return;
 	/* A new file under the name of one we knew: that one is gone. */
 	queue_forget_other(w->svc.queue, rel, st.st_ino);
-	queue_open_write(w->svc.queue, st.st_ino, rel);
-	queue_written(w->svc.queue, st.st_ino);
+	queue_writing(w->svc.queue, st.st_ino, rel);
 	writing_add(w, st.st_ino, rel);
 }
 
@@ -205,10 +204,7 @@ static void file_found(struct watcher *w, const char *rel, const struct stat *st
 				      false);
 		return;
 	}
-	queue_open_write(w->svc.queue, st->st_ino, rel);
-	queue_written(w->svc.queue, st->st_ino);
-	queue_flushed(w->svc.queue, st->st_ino, (uint64_t)st->st_size);
-	queue_close_write(w->svc.queue, st->st_ino, (uint64_t)st->st_size);
+	queue_file_complete(w->svc.queue, st->st_ino, rel, (uint64_t)st->st_size);
 }
 
 static void file_closed(struct watcher *w, const char *rel)
@@ -231,8 +227,7 @@ static void file_closed(struct watcher *w, const char *rel)
 	ino = writing_take(w, (size_t)i);
 	/* Renamed or removed since: its size comes with the rename event. */
 	size = exists && (uint64_t)st.st_ino == ino ? (uint64_t)st.st_size : QUEUE_SIZE_UNKNOWN;
-	queue_flushed(w->svc.queue, ino, size);
-	queue_close_write(w->svc.queue, ino, size);
+	queue_closed(w->svc.queue, ino, size, true);
 }
 
 static void close_stale_writers(struct watcher *w, int64_t now)
@@ -248,8 +243,7 @@ static void close_stale_writers(struct watcher *w, int64_t now)
 		size = stat_rel(w, w->writing[i].path, &st) == 0 ? (uint64_t)st.st_size
 								 : QUEUE_SIZE_UNKNOWN;
 		ino = writing_take(w, i);
-		queue_flushed(w->svc.queue, ino, size);
-		queue_close_write(w->svc.queue, ino, size);
+		queue_closed(w->svc.queue, ino, size, true);
 	}
 }
 
@@ -359,8 +353,7 @@ static void rescan(struct watcher *w)
 
 		if (queue_path_of(w->svc.queue, ino, path, sizeof(path)) &&
 		    stat_rel(w, path, &st) == 0) {
-			queue_flushed(w->svc.queue, ino, (uint64_t)st.st_size);
-			queue_close_write(w->svc.queue, ino, (uint64_t)st.st_size);
+			queue_closed(w->svc.queue, ino, (uint64_t)st.st_size, true);
 		}
 	}
 	queue_rescan_begin(w->svc.queue);

@@ -37,10 +37,7 @@ static enum file_state state(struct queue *q, uint64_t ino)
 
 static void write_file(struct queue *q, uint64_t ino, const char *path, uint64_t size)
 {
-	queue_open_write(q, ino, path);
-	queue_written(q, ino);
-	queue_flushed(q, ino, size);
-	queue_close_write(q, ino, size);
+	queue_file_complete(q, ino, path, size);
 }
 
 static void report_all(struct queue *q, struct queue_batch *b, enum queue_outcome o, bool maybe)
@@ -91,7 +88,7 @@ static void test_reopen_postpones(void)
 	queue_tick(q, fake_now);
 	is_int(state(q, 1), FILE_WRITING, "a reopen for writing postpones");
 	queue_written(q, 1);
-	queue_close_write(q, 1, 20);
+	queue_closed(q, 1, 20, true);
 	fake_now += 500;
 	queue_tick(q, fake_now);
 	is_int(queue_take_batch(q, fake_now, &b), 1, "sent after the last close settles");
@@ -150,7 +147,7 @@ static void test_stale_results(void)
 	report_all(q, &b, QUEUE_UPLOADED, false);
 	queue_batch_free(&b);
 	is_int(state(q, 1), FILE_WRITING, "a result for old content is dropped");
-	queue_close_write(q, 1, 11);
+	queue_closed(q, 1, 11, true);
 	is_int(queue_take_batch(q, fake_now, &b), 1, "new content is sent again");
 	queue_batch_free(&b);
 
@@ -284,7 +281,7 @@ static void test_annotations(void)
 	write_file(q, 2, "training/car/a.jpg", 10);
 	is_int(queue_take_batch(q, fake_now, &b), 0, "samples wait while their .labels is written");
 	queue_flushed(q, 1, 5);
-	queue_close_write(q, 1, 5);
+	queue_closed(q, 1, 5, false);
 	is_int(state(q, 1), FILE_PENDING, "a closed .labels waits to be read");
 	is_int(queue_take_batch(q, fake_now, &b), 0, "its samples wait for that too");
 	is_int(load_all(q, BOXES_OF("\"a.jpg\":" BOX ",\"b.jpg\":" BOX ",\"z.jpg\":" BOX)), 1,

@@ -125,10 +125,7 @@ static void test_queue_eviction(void)
 
 	store_open(dir, &s, err, sizeof(err));
 	queue_set_store(q, s);
-	queue_open_write(q, 100, "training/cam/x.jpg");
-	queue_written(q, 100);
-	queue_flushed(q, 100, 5);
-	queue_close_write(q, 100, 5);
+	queue_file_complete(q, 100, "training/cam/x.jpg", 5);
 	queue_tick(q, clock_now_ms());
 	is_int(queue_take_batch(q, clock_now_ms(), &b), 1, "a file goes");
 	if (b.count != 1)
