@@ -263,8 +263,12 @@ struct queue_retiree {
 	uint64_t seq;
 };
 struct inoset;
-size_t queue_retire_take(struct queue *q, int64_t before_ms, const struct inoset *skip,
-			 struct queue_retiree *out, size_t max);
+struct store_cursor;
+/* CURSOR (start at {INT64_MIN, 0}) goes on from where the last call
+ * stopped; *END when no row is left past it (start again next time). */
+size_t queue_retire_take(struct queue *q, struct store_cursor *cursor, int64_t before_ms,
+			 const struct inoset *skip, struct queue_retiree *out, size_t max,
+			 bool *end);
 bool queue_retire_check(struct queue *q, const struct queue_retiree *r);
 /* REMOVED: its file is gone from the spool; forget it. */
 void queue_retire_done(struct queue *q, const struct queue_retiree *r, bool removed);

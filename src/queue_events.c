@@ -287,12 +287,12 @@ static char *join_moved_path(const char *to, const char *rest)
 
 /* The entries below DIR, as an array: what is done to each may bring
  * others back from the index, which may grow the table being walked. */
-static struct entry **entries_below(struct queue *q, const char *dir, size_t *n)
+static struct entry **entries_below(struct queue *q, const char *dir, int state, size_t *n)
 {
 	size_t dlen = strlen(dir);
 	struct entry **list;
 
-	entries_load_below(q, dir);
+	entries_load_below(q, dir, state);
 	*n = 0;
 	list = calloc(q->nentries ? q->nentries : 1, sizeof(*list));
 	for (size_t i = 0; list && i < q->nbuckets; i++) {
@@ -309,7 +309,7 @@ static struct entry **entries_below(struct queue *q, const char *dir, size_t *n)
 static void dir_moved(struct queue *q, const char *from, const char *to)
 {
 	size_t flen = strlen(from), n;
-	struct entry **list = entries_below(q, from, &n);
+	struct entry **list = entries_below(q, from, -1, &n);
 
 	for (size_t i = 0; i < n; i++) {
 		char *np = join_moved_path(to, list[i]->path + flen);
@@ -400,7 +400,7 @@ void queue_forget(struct queue *q, const char *path, bool is_dir)
 		}
 		goto out;
 	}
-	list = entries_below(q, path, &n);
+	list = entries_below(q, path, -1, &n);
 	for (size_t i = 0; i < n; i++) {
 		journal_note(q, list[i], JOURNAL_REMOVED);
 		entry_destroy(q, list[i]);
@@ -542,7 +542,8 @@ size_t queue_retry_below(struct queue *q, const char *dir, bool resend)
 	struct entry **list;
 
 	pthread_mutex_lock(&q->lock);
-	list = entries_below(q, strcmp(dir, ".") == 0 ? "" : dir, &n);
+	/* A retry concerns failed files only: the index's others stay out. */
+	list = entries_below(q, strcmp(dir, ".") == 0 ? "" : dir, resend ? -1 : FILE_FAILED, &n);
 	for (size_t i = 0; i < n; i++) {
 		if (entry_retry(q, list[i], resend, now))
 			done++;

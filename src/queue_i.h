@@ -159,8 +159,9 @@ struct store_row;
 struct entry *entry_revive(struct queue *q, const struct store_row *row);
 /* Out of memory (its row holds what it says; it stays counted). */
 void entry_evict(struct queue *q, struct entry *e);
-/* Every file below DIR ("" for all) in memory, before a change to all. */
-void entries_load_below(struct queue *q, const char *dir);
+/* Every file below DIR ("" for all) in memory, before a change to all
+ * (of STATE only, unless -1). */
+void entries_load_below(struct queue *q, const char *dir, int state);
 /* The index row of E is to go at the next checkpoint. */
 void entry_bury(struct queue *q, struct entry *e);
 /* E reached its final outcome now: count it in the lifetime totals. */

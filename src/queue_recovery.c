@@ -228,7 +228,8 @@ static bool forget_unseen_row(void *arg, const struct store_row *row)
 
 static void forget_unseen_rows(struct queue *q)
 {
-	if (q->store && q->scan_whole && store_each_row(q->store, NULL, forget_unseen_row, q) < 0)
+	if (q->store && q->scan_whole &&
+	    store_each_row(q->store, NULL, -1, forget_unseen_row, q) < 0)
 		log_error("cannot read the state index: files removed while ingestfs was "
 			  "down may still be counted");
 	inoset_free(&q->scan_seen);

@@ -99,9 +99,9 @@ static bool revive_row(void *arg, const struct store_row *row)
 	return true;
 }
 
-void entries_load_below(struct queue *q, const char *dir)
+void entries_load_below(struct queue *q, const char *dir, int state)
 {
-	if (q->store && store_each_row(q->store, dir, revive_row, q) < 0)
+	if (q->store && store_each_row(q->store, dir, state, revive_row, q) < 0)
 		log_error("cannot read the state index: files below %s may be left out",
 			  dir[0] ? dir : "the mount");
 }
@@ -284,44 +284,56 @@ int queue_checkpoint(struct queue *q, bool all)
 
 /* ---- retention ---- */
 
-size_t queue_retire_take(struct queue *q, int64_t before_ms, const struct inoset *skip,
-			 struct queue_retiree *out, size_t max)
+/* Rows read per query, and queries per call: rows passed over (in use,
+ * or removed and not yet deleted from the index) cost a look each. */
+#define RETIRE_PAGE 128
+#define RETIRE_PAGES 8
+
+/* Under the lock: E as the next retiree, or false. */
+static bool retire_one(struct queue *q, const struct store_row *row, const struct inoset *skip,
+		       struct queue_retiree *out)
 {
-	struct store_row *rows;
-	size_t n = 0, taken = 0;
+	struct entry *e;
 
-	rows = calloc(max * 4, sizeof(*rows));
-	if (!rows)
-		return 0;
-	pthread_mutex_lock(&q->lock);
-	/* More than asked: some may be in memory again (in use). */
-	if (q->store && store_oldest(q->store, before_ms, max * 4, rows, &n) < 0)
-		n = 0;
-	for (size_t i = 0; i < n && taken < max; i++) {
-		struct entry *e;
-
-		if (entry_find_resident(q, rows[i].ino) ||
-		    inoset_has(&q->tombstones, rows[i].ino) || inoset_has(skip, rows[i].ino))
-			continue;
-		e = entry_revive(q, &rows[i]);
-		if (!e)
-			break;
-		out[taken] = (struct queue_retiree){.ino = e->ino,
-						    .path = strdup(e->path),
-						    .size = e->size,
-						    .final_ms = e->final_ms,
-						    .seq = e->changed_seq};
-		if (!out[taken].path) {
-			entry_evict(q, e);
-			break;
-		}
-		e->retiring = true;
-		taken++;
+	if (entry_find_resident(q, row->ino) || inoset_has(&q->tombstones, row->ino) ||
+	    inoset_has(skip, row->ino) || !(e = entry_revive(q, row)))
+		return false;
+	*out = (struct queue_retiree){.ino = e->ino,
+				      .path = strdup(e->path),
+				      .size = e->size,
+				      .final_ms = e->final_ms,
+				      .seq = e->changed_seq};
+	if (!out->path) {
+		entry_evict(q, e);
+		return false;
 	}
+	e->retiring = true;
+	return true;
+}
+
+size_t queue_retire_take(struct queue *q, struct store_cursor *cursor, int64_t before_ms,
+			 const struct inoset *skip, struct queue_retiree *out, size_t max,
+			 bool *end)
+{
+	struct store_row rows[RETIRE_PAGE];
+	size_t taken = 0, n = RETIRE_PAGE;
+
+	*end = false;
+	pthread_mutex_lock(&q->lock);
+	for (int page = 0; page < RETIRE_PAGES && taken < max && n == RETIRE_PAGE; page++) {
+		if (!q->store ||
+		    store_oldest(q->store, cursor, before_ms, RETIRE_PAGE, rows, &n) < 0)
+			n = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (taken < max) {
+				*cursor = (struct store_cursor){rows[i].final_ms, rows[i].ino};
+				taken += retire_one(q, &rows[i], skip, &out[taken]);
+			}
+			store_row_free(&rows[i]);
+		}
+	}
+	*end = n < RETIRE_PAGE && taken < max;
 	queue_unlock(q);
-	for (size_t i = 0; i < n; i++)
-		store_row_free(&rows[i]);
-	free(rows);
 	return taken;
 }
 

@@ -22,6 +22,7 @@
 #include "queue.h"
 #include "retention.h"
 #include "spool.h"
+#include "store.h"
 
 #define RUN_EVERY_MS 1000
 /* Each run stops after this long: the uploader has other work. */
@@ -39,6 +40,7 @@ struct retention {
 	int64_t next_ms;
 	/* Files that stay although due (another name links to them). */
 	struct inoset skip;
+	struct store_cursor cursor;      /* where the last look at the index ended */
 	uint64_t removed, removed_bytes; /* since the last report */
 	int64_t report_ms;
 };
@@ -64,6 +66,7 @@ struct retention *retention_new(struct queue *q, int files_fd, const struct rete
 	r->q = q;
 	r->files_fd = files_fd;
 	r->cfg = *cfg;
+	r->cursor = (struct store_cursor){INT64_MIN, 0};
 	return r;
 }
 
@@ -189,7 +192,7 @@ static void set_refusing(struct retention *r, const char *limit)
 static const char *remove_due(struct retention *r, int64_t deadline)
 {
 	struct queue_retiree list[BATCH];
-	bool forced = false;
+	bool forced = false, end;
 
 	for (;;) {
 		const char *limit = over_limit(r);
@@ -200,17 +203,23 @@ static const char *remove_due(struct retention *r, int64_t deadline)
 
 		if (!limit && !r->cfg.keep_s)
 			return NULL;
-		n = queue_retire_take(r->q, before, &r->skip, list, BATCH);
-		if (n == 0 && limit && !forced) {
-			/* Files that went a moment ago are still in memory, not
-			 * yet in the index that orders them: write them now. */
-			queue_checkpoint(r->q, true);
-			forced = true;
-			continue;
+		n = queue_retire_take(r->q, &r->cursor, before, &r->skip, list, BATCH, &end);
+		if (n)
+			remove_batch(r, list, n, keep_before);
+		if (end) {
+			/* Next time from the oldest again: files passed over
+			 * because they were in use may go then. */
+			r->cursor = (struct store_cursor){INT64_MIN, 0};
+			if (!n && limit && !forced) {
+				/* Files that went a moment ago are still in
+				 * memory, not yet in the index that orders them. */
+				queue_checkpoint(r->q, true);
+				forced = true;
+				continue;
+			}
+			if (!n)
+				return limit;
 		}
-		if (n == 0)
-			return limit;
-		remove_batch(r, list, n, keep_before);
 		if (clock_now_ms() >= deadline)
 			return NULL; /* more next time; refuse nothing yet */
 	}

@@ -70,7 +70,7 @@ static const char *const reader_sql[R_COUNT_STMTS] = {
 	[R_GET] = "SELECT " ROW_COLUMNS " FROM files WHERE ino = ?1",
 	[R_GET_PATH] = "SELECT " ROW_COLUMNS " FROM files WHERE path = ?1",
 	[R_OLDEST] = "SELECT " ROW_COLUMNS " FROM files WHERE state IN (3, 4) AND final_ms < ?1"
-		     " ORDER BY final_ms LIMIT ?2",
+		     " AND (final_ms, ino) > (?3, ?4) ORDER BY final_ms, ino LIMIT ?2",
 	[R_META] = "SELECT value FROM meta WHERE key = ?1",
 };
 
@@ -259,20 +259,27 @@ int store_each_count(struct store *s,
 	return rc == SQLITE_DONE || rc == SQLITE_OK ? 0 : -EIO;
 }
 
-int store_each_row(struct store *s, const char *dir,
+int store_each_row(struct store *s, const char *dir, int state,
 		   bool (*fn)(void *arg, const struct store_row *row), void *arg)
 {
-	static const char all[] = "SELECT " ROW_COLUMNS " FROM files ORDER BY ino";
-	static const char below[] = "SELECT " ROW_COLUMNS " FROM files WHERE path >= ?1 || '/'"
-				    " AND path < ?1 || '0' ORDER BY ino";
+	/* '/' + 1 is '0': the paths below DIR sort between DIR/ and DIR0,
+	 * a range of the index on paths. */
+	static const char below[] = "SELECT " ROW_COLUMNS " FROM files"
+				    " WHERE path >= ?1 || '/' AND path < ?1 || '0'"
+				    " AND (?2 < 0 OR state = ?2)";
+	static const char all[] = "SELECT " ROW_COLUMNS " FROM files WHERE ?2 < 0 OR state = ?2";
+	bool some = dir && *dir;
 	sqlite3_stmt *st = NULL;
 	struct store_row row;
 	int rc;
 
 	pthread_mutex_lock(&s->read_lock);
-	rc = sqlite3_prepare_v2(s->reader, dir && *dir ? below : all, -1, &st, NULL);
-	if (rc == SQLITE_OK && dir && *dir)
-		sqlite3_bind_text(st, 1, dir, -1, SQLITE_STATIC);
+	rc = sqlite3_prepare_v2(s->reader, some ? below : all, -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		if (some)
+			sqlite3_bind_text(st, 1, dir, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 2, state);
+	}
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		bool more = row_from(st, &row) == 0 && fn(arg, &row);
 
@@ -284,7 +291,8 @@ int store_each_row(struct store *s, const char *dir,
 	return rc == SQLITE_DONE || rc == SQLITE_OK ? 0 : -EIO;
 }
 
-int store_oldest(struct store *s, int64_t before_ms, size_t max, struct store_row *rows, size_t *n)
+int store_oldest(struct store *s, const struct store_cursor *after, int64_t before_ms, size_t max,
+		 struct store_row *rows, size_t *n)
 {
 	sqlite3_stmt *st = s->r[R_OLDEST];
 	int rc;
@@ -293,6 +301,8 @@ int store_oldest(struct store *s, int64_t before_ms, size_t max, struct store_ro
 	pthread_mutex_lock(&s->read_lock);
 	sqlite3_bind_int64(st, 1, before_ms);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+	sqlite3_bind_int64(st, 3, after ? after->final_ms : INT64_MIN);
+	sqlite3_bind_int64(st, 4, after ? (sqlite3_int64)after->ino : 0);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
 		if (row_from(st, &rows[*n]) == 0)
 			(*n)++;

@@ -49,13 +49,20 @@ void store_row_free(struct store_row *row);
 int store_each_count(struct store *s,
 		     void (*fn)(void *arg, const char *dir, int state, uint64_t n, uint64_t bytes),
 		     void *arg);
-/* FN for every row below the folder DIR ("" for all), or every row when
- * DIR is NULL, in order of inode.  FN returns false to stop. */
-int store_each_row(struct store *s, const char *dir,
+/* FN for every row below the folder DIR ("" or NULL for all), of STATE
+ * only unless it is -1.  FN returns false to stop. */
+int store_each_row(struct store *s, const char *dir, int state,
 		   bool (*fn)(void *arg, const struct store_row *row), void *arg);
 /* Up to MAX rows of files whose upload ended first (uploaded or
- * duplicate, before BEFORE_MS), oldest first, into ROWS; *N how many. */
-int store_oldest(struct store *s, int64_t before_ms, size_t max, struct store_row *rows, size_t *n);
+ * duplicate, before BEFORE_MS), oldest first, into ROWS; *N how many.
+ * AFTER (or NULL: from the start) is the last row seen by a previous
+ * call, to go on past rows the caller passed over. */
+struct store_cursor {
+	int64_t final_ms;
+	uint64_t ino;
+};
+int store_oldest(struct store *s, const struct store_cursor *after, int64_t before_ms, size_t max,
+		 struct store_row *rows, size_t *n);
 int store_totals(struct store *s, struct store_totals *t);
 /* Whether the last run stopped cleanly (no scan of the spool needed). */
 bool store_was_clean(struct store *s);

@@ -96,7 +96,7 @@ static void test_store(void)
 	counted_n = counted_bytes = 0;
 	store_each_count(s, count_root, "training/a");
 	ok(counted_n == 1 && counted_bytes == 10, "and the counts follow");
-	is_int(store_oldest(s, 5000, 4, oldest, &n), 0, "the oldest uploads");
+	is_int(store_oldest(s, NULL, 5000, 4, oldest, &n), 0, "the oldest uploads");
 	ok(n == 2 && oldest[0].ino == 1 && oldest[1].ino == 3,
 	   "oldest first, uploaded or duplicate");
 	for (size_t i = 0; i < n; i++)
