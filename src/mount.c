@@ -156,8 +156,8 @@ int mount_main(int argc, char **argv)
 		goto out;
 	if ((rc = service_make_absolute(&o->spool)) ||
 	    (rc = service_make_absolute(&o->api_key_file)) ||
-	    (rc = service_make_absolute(&o->cafile)) || (rc = check_mountpoint(&m)) ||
-	    (rc = open_spool(&m)) || (rc = start_fuse(&m, argv[0])))
+	    (rc = service_make_absolute(&o->cafile)) || (rc = service_make_absolute(&o->metrics)) ||
+	    (rc = check_mountpoint(&m)) || (rc = open_spool(&m)) || (rc = start_fuse(&m, argv[0])))
 		goto out;
 	rc = run(&m);
 out:

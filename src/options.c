@@ -81,6 +81,8 @@ static const struct option_spec option_table[] = {
 	 "remove the oldest uploaded files past this size (20G; no limit)", NULL},
 	{"min_free", OPT_SIZE, AT(min_free_bytes), 0, 0, 0, "SIZE",
 	 "and while the spool's disk has less free (1G; none)", NULL},
+	{"metrics", OPT_STRING, AT(metrics), 0, 0, 0, "PATH",
+	 "keep Prometheus metrics in this file (node_exporter textfile)", NULL},
 	{"owner", OPT_STRING, AT(owner), 0, 0, 0, "USER[:GROUP]",
 	 "who may write in the categories (root and categories)", NULL},
 	{"allow_duplicates", OPT_FLAG, AT(allow_duplicates), 0, 0, 0, NULL,
@@ -139,6 +141,7 @@ void options_free(struct options *o)
 	free(o->fuse_opts);
 	free(o->metadata);
 	free(o->owner);
+	free(o->metrics);
 	memset(o, 0, sizeof(*o));
 }
 

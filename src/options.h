@@ -33,6 +33,7 @@ struct options {
 	unsigned reply_timeout_s;   /* how long the service may take to answer a sent request */
 	unsigned annotation_wait_s; /* samples wait this long for an annotation file of theirs */
 	char *owner;                /* USER[:GROUP] of the mount root and categories, or NULL */
+	char *metrics;              /* a Prometheus text file to keep up to date, or NULL */
 	/* Retention (0: none): uploaded files go this long after, or oldest
 	 * first past this spool size or below this much free disk. */
 	uint64_t keep_s, max_spool_bytes, min_free_bytes;

@@ -48,6 +48,9 @@ struct queue_config {
 	 * index at checkpoints this often (0: 5 s and 10 s).  Retention with
 	 * a short keep= wants both shorter. */
 	unsigned evict_after_ms, checkpoint_every_ms;
+	/* Watch mode: the state index keeps only the lifetime totals; every
+	 * file stays in memory. */
+	bool keep_in_memory;
 };
 
 /* An annotation file whose entries a request carries. */
@@ -248,6 +251,9 @@ void queue_swap_store(struct queue *q, struct store *s);
 int queue_checkpoint(struct queue *q, bool all);
 /* Uploads that ended since the spool was made (store.h). */
 void queue_lifetime(struct queue *q, struct store_totals *out);
+/* How long (ms) the file waiting longest to go up (pending or uploading)
+ * has waited; 0 when none waits. */
+int64_t queue_oldest_waiting(struct queue *q, int64_t now_ms);
 
 /* Retention: files of the index whose upload ended before BEFORE_MS
  * (wall clock), oldest first, but those in SKIP (kept for good reason),

@@ -61,6 +61,7 @@ struct entry {
 	bool stored;
 	bool retiring; /* retention is removing its file: no retry now */
 	int64_t final_ms;
+	int64_t waiting_ms; /* since when it waits to go up (monotonic) */
 	uint64_t changed_seq;
 	struct entry *hash_next;
 	uint64_t path_hash;      /* the index by path, for front ends that */

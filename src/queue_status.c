@@ -191,6 +191,22 @@ void counts_add(struct queue *q, const struct entry *e, int sign)
 	} while (len > 0);
 }
 
+int64_t queue_oldest_waiting(struct queue *q, int64_t now_ms)
+{
+	int64_t oldest = now_ms;
+
+	pthread_mutex_lock(&q->lock);
+	for (size_t i = 0; i < q->nbuckets; i++) {
+		for (struct entry *e = q->buckets[i]; e; e = e->hash_next) {
+			if ((e->state == FILE_PENDING || e->state == FILE_UPLOADING) &&
+			    e->waiting_ms < oldest)
+				oldest = e->waiting_ms;
+		}
+	}
+	queue_unlock(q);
+	return now_ms - oldest;
+}
+
 void counts_add_dir(struct queue *q, const char *dir, enum file_state state, uint64_t n,
 		    uint64_t bytes)
 {

@@ -110,8 +110,8 @@ void entries_load_below(struct queue *q, const char *dir, int state)
 
 static bool evictable(const struct queue *q, const struct entry *e, int64_t now_wall, bool all)
 {
-	if (e->writers || e->dirty_handles || e->list != LIST_NONE || e->source || e->parked_path ||
-	    e->retiring)
+	if (q->cfg.keep_in_memory || e->writers || e->dirty_handles || e->list != LIST_NONE ||
+	    e->source || e->parked_path || e->retiring)
 		return false;
 	if (!state_is_final(e->state) && e->state != FILE_IGNORED)
 		return false;

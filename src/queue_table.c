@@ -310,6 +310,9 @@ void entry_set_state(struct queue *q, struct entry *e, enum file_state state)
 	if (e->state == state)
 		return;
 	counts_add(q, e, -1);
+	/* A retry goes back to pending: it waits since it first did. */
+	if (state == FILE_PENDING && e->state != FILE_UPLOADING)
+		e->waiting_ms = clock_now_ms();
 	e->state = state;
 	e->changed_seq = ++q->seq;
 	counts_add(q, e, +1);

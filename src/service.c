@@ -16,7 +16,9 @@
 
 #include "apikey.h"
 #include "fdbudget.h"
+#include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "service.h"
 
@@ -105,22 +107,22 @@ static void replay_record(void *arg, const struct journal_record *r)
 	queue_replay(arg, r);
 }
 
-/* Mount mode: what is over lives in the state index, out of memory. */
+/* Mount mode: what is over lives in the state index, out of memory.
+ * Watch mode: the index keeps only the lifetime totals (the folder is
+ * others', so every start scans it anyway). */
 static int open_store(struct service *s, bool *clean)
 {
 	char err[512];
 	int rc;
 
 	*clean = false;
-	if (s->written_outside)
-		return 0;
 	if (store_open(s->spool.state_path, &s->store, err, sizeof(err)) < 0)
 		return service_fail("%s", err);
 	rc = queue_set_store(s->queue, s->store);
 	if (rc < 0)
 		return service_fail("cannot read the state index in %s: %s", s->spool.state_path,
 				    strerror(-rc));
-	*clean = store_was_clean(s->store);
+	*clean = store_was_clean(s->store) && !s->written_outside;
 	/* Until the next clean stop, a start must look at every file. */
 	if (store_set_clean(s->store, false) < 0)
 		return service_fail("cannot write the state index in %s", s->spool.state_path);
@@ -179,6 +181,31 @@ static int recover_queue(struct service *s)
 	return 0;
 }
 
+#define METRICS_EVERY_MS 5000
+
+static void write_metrics(struct service *s, int64_t now_ms)
+{
+	struct metrics_input in = {.mount = s->opt.mountpoint ? s->opt.mountpoint : "",
+				   .version = PACKAGE_VERSION};
+	int rc;
+
+	if (!s->opt.metrics || now_ms < s->next_metrics_ms)
+		return;
+	s->next_metrics_ms = now_ms + METRICS_EVERY_MS;
+	queue_count(s->queue, "", &in.files);
+	queue_lifetime(s->queue, &in.lifetime);
+	uploader_stats(s->uploader, &in.uploads);
+	in.oldest_waiting_s = (double)queue_oldest_waiting(s->queue, now_ms) / 1000;
+	in.paused_key = queue_is_paused(s->queue);
+	in.paused_space = retention_refuses_writes();
+	rc = metrics_write(s->opt.metrics, &in);
+	if (rc < 0 && !s->metrics_failing)
+		log_warn("cannot write the metrics to %s: %s", s->opt.metrics, strerror(-rc));
+	else if (rc == 0 && s->metrics_failing)
+		log_info("the metrics are written to %s again", s->opt.metrics);
+	s->metrics_failing = rc < 0;
+}
+
 /* On the upload thread, about once a second. */
 static void maintain(void *arg, int64_t now_ms)
 {
@@ -186,6 +213,7 @@ static void maintain(void *arg, int64_t now_ms)
 
 	queue_checkpoint(s->queue, false);
 	retention_run(s->retention, now_ms);
+	write_metrics(s, now_ms);
 }
 
 /* Retention finds files in the state index: with a short keep= they
@@ -213,6 +241,7 @@ static int open_queue(struct service *s)
 		.annotation_wait_ms = s->opt.annotation_wait_s * 1000,
 		.evict_after_ms = pace_for_keep(s->opt.keep_s, 5000),
 		.checkpoint_every_ms = pace_for_keep(s->opt.keep_s, 10000),
+		.keep_in_memory = s->written_outside,
 	});
 	return s->queue ? recover_queue(s) : service_fail("out of memory");
 }
@@ -226,6 +255,10 @@ int service_open(struct service *s, const char *spool_dir, const char *files_dir
 	/* Open files of the mount, each a descriptor here, must not starve the
 	 * uploader: it keeps a socket and a file per request, and the journal,
 	 * inotify and FUSE need a few. */
+	if (s->written_outside &&
+	    (s->opt.keep_s || s->opt.max_spool_bytes || s->opt.min_free_bytes))
+		return service_fail("keep=, max_spool= and min_free= are for mounts: a watched "
+				    "folder is yours to clean up");
 	fdbudget_init(64 + 2 * s->opt.concurrency);
 	/* curl wants this before any thread exists. */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
@@ -305,8 +338,10 @@ void service_stop(struct service *s, const char *what)
 	notify_service_manager("STOPPING=1");
 	uploader_stop(s->uploader);
 	hup_target = NULL;
-	/* Everything that is over into the index, the journal down to the
+	/* The last word, then everything that is over into the index, the journal down to the
 	 * rest: the next start need not look at every file. */
+	s->next_metrics_ms = 0;
+	write_metrics(s, clock_now_ms());
 	if (s->store && queue_checkpoint(s->queue, true) == 0 &&
 	    store_set_clean(s->store, true) < 0)
 		log_warn("cannot mark the state index clean: the next start scans the spool");

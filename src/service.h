@@ -22,6 +22,8 @@ struct service {
 	struct uploader *uploader;
 	struct store *store;         /* mount mode: the state index; NULL in watch mode */
 	struct retention *retention; /* NULL: no keep=, max_spool=, min_free= */
+	int64_t next_metrics_ms;     /* metrics=: when to write them next */
+	bool metrics_failing;        /* said so in the log */
 	char *key;
 	bool curl_ready;
 	bool written_outside; /* watch mode */

@@ -28,6 +28,8 @@
 #include "log.h"
 #include "reply.h"
 #include "request.h"
+#include "store.h"
+#include "text.h"
 #include "upload.h"
 
 #define REPLY_BODY_MAX (1024 * 1024)
@@ -66,6 +68,7 @@ struct upload_job {
 	unsigned key_generation;  /* which key the request carried */
 	int64_t last_progress_ms; /* a byte moved, either way */
 	int64_t sent_ms;          /* the whole body was sent (0: not yet) */
+	int64_t started_ms;       /* when it went out, for the log */
 	bool replying;            /* the reply has begun to arrive */
 	curl_off_t last_up, last_down;
 	struct upload_job *prev, *next; /* requests in flight */
@@ -93,8 +96,10 @@ struct uploader {
 	void *maintain_arg;
 	int64_t next_maintain_ms;
 	int64_t next_summary_ms;
-	struct queue_counts last_summary;
-	int build_error;                    /* errno of the last request that could not be built */
+	int build_error;                   /* errno of the last request that could not be built */
+	struct store_totals last_lifetime; /* for the ten-minute summary */
+	pthread_mutex_t stats_lock;        /* guards stats: read by the metrics writer */
+	struct upload_stats stats;
 	char trouble[CURL_ERROR_SIZE + 64]; /* the trouble last logged, "" when all is well */
 };
 
@@ -164,6 +169,7 @@ struct uploader *uploader_new(struct queue *q, int files_fd, const struct option
 	u->files_fd = files_fd;
 	u->opt = o;
 	u->key = key;
+	pthread_mutex_init(&u->stats_lock, NULL);
 	apikey_stamp(o, &u->key_stamp);
 	watch_key_file(u);
 	queue_set_waker(q, uploader_wake, u);
@@ -180,6 +186,7 @@ void uploader_free(struct uploader *u)
 		close(u->inotify_fd);
 	free(u->key_name);
 	apikey_free(u->key);
+	pthread_mutex_destroy(&u->stats_lock);
 	free(u);
 }
 
@@ -588,6 +595,7 @@ static int job_start(struct uploader *u, struct queue_batch *batch)
 		goto fail;
 	}
 	job_link(u, job);
+	job->started_ms = clock_now_ms();
 	build_succeeded(u);
 	log_debug("sending %zu file(s) to %s, label %s", job->nsent, url,
 		  job->batch.label ? job->batch.label : "(none given)");
@@ -711,6 +719,69 @@ static void note_no_trouble(struct uploader *u)
 	u->trouble[0] = '\0';
 }
 
+/* ---- what people and fleets see ---- */
+
+static void count_request(struct uploader *u, long status, size_t retries, bool stored)
+{
+	struct upload_stats *s = &u->stats;
+	size_t i;
+
+	pthread_mutex_lock(&u->stats_lock);
+	for (i = 0; i < s->ncodes && s->codes[i] != status; i++)
+		;
+	if (i == s->ncodes && s->ncodes < UPLOAD_STATS_CODES) {
+		s->codes[i] = status;
+		s->ncodes++;
+	}
+	if (i < s->ncodes)
+		s->requests[i]++;
+	s->retries += retries;
+	if (stored)
+		s->last_success_s = clock_wall_s();
+	pthread_mutex_unlock(&u->stats_lock);
+}
+
+void uploader_stats(struct uploader *u, struct upload_stats *out)
+{
+	pthread_mutex_lock(&u->stats_lock);
+	*out = u->stats;
+	pthread_mutex_unlock(&u->stats_lock);
+}
+
+static uint64_t job_bytes(const struct upload_job *job)
+{
+	uint64_t b = 0;
+
+	for (size_t i = 0; i < job->batch.count; i++) {
+		if (job->sent[i])
+			b += job->batch.items[i].size;
+	}
+	return b;
+}
+
+/* One line per request that decided something; requests that only met
+ * trouble are told once per change of trouble (note_trouble). */
+static void log_request(const struct upload_job *job, long status, const struct queue_result *res,
+			size_t n)
+{
+	size_t count[QUEUE_SOLO + 1] = {0};
+	char label[80];
+
+	for (size_t i = 0; i < n; i++)
+		count[res[i].outcome]++;
+	if (!count[QUEUE_UPLOADED] && !count[QUEUE_DUPLICATE] && !count[QUEUE_FAILED])
+		return;
+	text_escape(label, sizeof(label), job->batch.label ? job->batch.label : "",
+		    job->batch.label ? strlen(job->batch.label) : 0);
+	log_info("%s/%s: %zu file(s), %.2f MB in %.1f s: HTTP %ld, %zu uploaded, %zu duplicate, "
+		 "%zu failed%s",
+		 layout_category_name(job->batch.category),
+		 job->batch.label ? label : "(no label given)", n, (double)job_bytes(job) / 1e6,
+		 (double)(clock_now_ms() - job->started_ms) / 1000, status, count[QUEUE_UPLOADED],
+		 count[QUEUE_DUPLICATE], count[QUEUE_FAILED],
+		 count[QUEUE_RETRY] + count[QUEUE_SOLO] ? ", the rest again later" : "");
+}
+
 static void report_transport_error(struct upload_job *job, CURLcode code)
 {
 	struct queue_result res[job->batch.count];
@@ -730,6 +801,7 @@ static void report_transport_error(struct upload_job *job, CURLcode code)
 						 .maybe_sent = transport_may_have_sent(code)};
 	}
 	note_trouble(job->u, text);
+	count_request(job->u, 0, n, false);
 	queue_report(job->u->q, res, n, clock_now_ms());
 }
 
@@ -787,6 +859,7 @@ static void report_reply(struct upload_job *job, long status)
 				    .date_ids = job->u->opt->add_date_id,
 				    .duplicates_refused = !job->u->opt->allow_duplicates};
 	curl_off_t retry_after = 0;
+	size_t retries = 0, stored = 0;
 
 	for (size_t i = 0; i < job->batch.count; i++) {
 		if (job->sent[i])
@@ -812,8 +885,12 @@ static void report_reply(struct upload_job *job, long status)
 		if (res[k].outcome == QUEUE_FAILED)
 			log_warn("%s: upload failed: %s", job->batch.items[i].path,
 				 replies[k].text);
+		retries += res[k].outcome == QUEUE_RETRY;
+		stored += res[k].outcome == QUEUE_UPLOADED || res[k].outcome == QUEUE_DUPLICATE;
 		k++;
 	}
+	log_request(job, status, res, n);
+	count_request(job->u, status, retries, stored > 0);
 	queue_report(job->u->q, res, n, clock_now_ms());
 }
 
@@ -888,25 +965,30 @@ static void check_key(struct uploader *u, int64_t now)
 /* ---- the thread ---- */
 
 /* One line every ten minutes, only when something happened. */
+/* From the lifetime totals: files removed by retention meanwhile do not
+ * make the counts of the mount go down. */
 static void log_summary(struct uploader *u, int64_t now)
 {
 	struct queue_counts c;
-	size_t done, failed, waiting;
+	struct store_totals t;
+	uint64_t done, failed;
+	size_t waiting;
 
 	if (now < u->next_summary_ms)
 		return;
 	queue_count(u->q, "", &c);
+	queue_lifetime(u->q, &t);
 	if (u->next_summary_ms) {
-		done = c.n[FILE_UPLOADED] + c.n[FILE_DUPLICATE] - u->last_summary.n[FILE_UPLOADED] -
-		       u->last_summary.n[FILE_DUPLICATE];
-		failed = c.n[FILE_FAILED] - u->last_summary.n[FILE_FAILED];
+		done = t.uploaded + t.duplicate - u->last_lifetime.uploaded -
+		       u->last_lifetime.duplicate;
+		failed = t.failed - u->last_lifetime.failed;
 		waiting = c.n[FILE_WRITING] + c.n[FILE_PENDING] + c.n[FILE_UPLOADING];
 		if (done || failed || waiting)
-			log_info("last 10 minutes: %zd uploaded, %zd failed; %zu waiting%s",
-				 (ssize_t)done, (ssize_t)failed, waiting,
+			log_info("last 10 minutes: %llu uploaded, %llu failed; %zu waiting%s",
+				 (unsigned long long)done, (unsigned long long)failed, waiting,
 				 queue_is_paused(u->q) ? " (paused)" : "");
 	}
-	u->last_summary = c;
+	u->last_lifetime = t;
 	u->next_summary_ms = now + SUMMARY_EVERY_MS;
 }
 

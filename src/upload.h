@@ -23,6 +23,18 @@ void uploader_free(struct uploader *u);
  * transfers, for upkeep that must not wait in a FUSE operation
  * (checkpoints of the state index, retention).  Before uploader_start. */
 void uploader_set_maintenance(struct uploader *u, void (*fn)(void *arg, int64_t now_ms), void *arg);
+/* What the metrics tell (metrics.h): requests by HTTP status (0: no
+ * reply), file attempts to be retried, when a request last stored
+ * something (wall clock, s; 0: never). */
+#define UPLOAD_STATS_CODES 32
+struct upload_stats {
+	long codes[UPLOAD_STATS_CODES];
+	uint64_t requests[UPLOAD_STATS_CODES];
+	size_t ncodes;
+	uint64_t retries;
+	int64_t last_success_s;
+};
+void uploader_stats(struct uploader *u, struct upload_stats *out);
 /* Re-read the key and resume (SIGHUP).  Async-signal-safe. */
 void uploader_request_key_reload(struct uploader *u);
 

@@ -661,7 +661,8 @@ int watch_main(int argc, char **argv)
 		goto out;
 	if ((rc = service_make_absolute(&o->state_dir)) ||
 	    (rc = service_make_absolute(&o->api_key_file)) ||
-	    (rc = service_make_absolute(&o->cafile)) || (rc = open_watch(&w)))
+	    (rc = service_make_absolute(&o->cafile)) || (rc = service_make_absolute(&o->metrics)) ||
+	    (rc = open_watch(&w)))
 		goto out;
 	if (fuse_daemonize(o->foreground) != 0) {
 		rc = 1;
