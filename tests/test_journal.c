@@ -80,7 +80,7 @@ static void test_file(void)
 
 	/* Tear the last line and add junk. */
 	fd = openat(dfd, "journal", O_RDWR);
-	ftruncate(fd, lseek(fd, 0, SEEK_END) - 5);
+	is_int(ftruncate(fd, lseek(fd, 0, SEEK_END) - 5), 0, "tear the last record");
 	close(fd);
 	log.count = 0;
 	journal_replay(dfd, count_record, &log, &st);
@@ -88,7 +88,7 @@ static void test_file(void)
 	ok(st.torn_tail, "and reported");
 
 	fd = openat(dfd, "journal", O_WRONLY | O_TRUNC);
-	write(fd, "garbage", 7);
+	is_int(write(fd, "garbage", 7), 7, "write junk over the journal");
 	close(fd);
 	log.count = 0;
 	journal_replay(dfd, count_record, &log, &st);
