@@ -106,6 +106,10 @@ class Desktop:
             "XDG_CACHE_HOME": os.path.join(self.home, ".cache"),
             "XDG_RUNTIME_DIR": os.path.join(self.home, "runtime"),
             "GSETTINGS_BACKEND": "keyfile",       # settings in a file of this run
+            # No gvfs: its trash daemon looks at every mount of the machine,
+            # and one hung FUSE mount (anyone's) kept Nautilus from ever
+            # opening a window.
+            "GIO_USE_VFS": "local",
             "GDK_BACKEND": "x11", "GSK_RENDERER": "cairo",
             "NO_AT_BRIDGE": "1", "GTK_A11Y": "none",
             "INGESTFS_NAUTILUS_DEBUG": "1", "NAUTILUS_PYTHON_DEBUG": "misc",
