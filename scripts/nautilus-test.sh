@@ -9,9 +9,15 @@
 #   sh scripts/nautilus-test.sh           # prints the screenshots' paths
 #   INGESTFS_NAUTILUS_NO_INSTALL=1 ...    # skip apt-get (already installed)
 #
+# Packages: scripts/setup-debian.sh's, and nautilus python3-nautilus
+# adwaita-icon-theme xvfb dbus-daemon imagemagick xdotool fonts-dejavu-core
+# (--no-install-recommends).  Nautilus runs as root, on an Xvfb and a
+# session bus of its own, with HOME and settings in _build/nautilus/run.
+#
 # Output: TAP from scripts/nautilus_check.py, then "N passed, N failed";
-# exit 0 when all passed.  Screenshots: _build/nautilus/nautilus-status.png
-# (every state, the moving ones held) and nautilus-after-retry.png.
+# exit 0 when all passed.  Screenshots in _build/nautilus/:
+# nautilus-status.png (every state, the moving ones held), nautilus-menu.png
+# (the context menu with Retry upload), nautilus-after-retry.png.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -27,16 +33,20 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 2
 fi
 
-# Whatever happens: no mount, emulator, Xvfb or Nautilus left behind.
+unmount() {
+	if mountpoint -q "$run/mnt" 2>/dev/null; then
+		fusermount3 -u "$run/mnt" 2>/dev/null || fusermount3 -uz "$run/mnt" 2>/dev/null || true
+	fi
+}
+# Whatever happens: no mount, emulator, Xvfb or Nautilus left behind.  The
+# checker removes its list of pids once it has stopped them all itself.
 cleanup() {
 	if [ -f "$run/pids" ]; then
 		while read -r pid; do
 			kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
 		done <"$run/pids"
 	fi
-	if mountpoint -q "$run/mnt" 2>/dev/null; then
-		fusermount3 -u "$run/mnt" 2>/dev/null || fusermount3 -uz "$run/mnt" 2>/dev/null || true
-	fi
+	unmount
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -58,6 +68,7 @@ autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
 (cd "$build" && "$top/configure" -q && make -s -j"$(nproc 2>/dev/null || echo 2)" ingestfs) ||
 	exit 1
 
+unmount  # of a run killed before its own cleanup (its pids are stale now)
 rm -rf "$run"
 mkdir -p "$run"
 rm -f "$shot" "$menu" "$after"
