@@ -323,10 +323,32 @@ def main():
 
     t.ok(ext.Nautilus is not None, "the extension sees Nautilus 4.0 through PyGObject")
     if ext.Nautilus is not None:
-        cols = ext.IngestfsExtension().get_columns()
+        provider = ext.IngestfsExtension()
+        cols = provider.get_columns()
         t.eq([(c.props.name, c.props.label) for c in cols],
              [("ingestfs_status", "Upload status"), ("ingestfs_detail", "Upload detail")],
              "ColumnProvider: two columns, named as in gsettings")
+
+        class FakeFile:
+            def __init__(self, n):
+                self.n, self.asked = n, 0
+
+            def get_uri(self):
+                return "file:///m/%d" % self.n
+
+            def is_gone(self):
+                return self.n == 0
+
+            def invalidate_extension_info(self):
+                self.asked += 1
+        fakes = [FakeFile(n) for n in range(5000)]
+        t.eq(provider._delay(), 2, "asked again after 2 s")
+        for f in fakes:
+            provider._ask_again(f)
+        provider._tick()
+        t.eq(sum(f.asked for f in fakes), 4999, "a round asks again every file but a gone one")
+        t.eq(provider._delay(), 10, "5000 files: every 10 s")
+        t.ok(not provider._refresh, "a round empties the set; what is still shown comes back")
 
     emu = mountlib.Emulator(run)
     note_pid(run, emu.proc.pid)

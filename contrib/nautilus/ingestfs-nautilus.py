@@ -364,6 +364,7 @@ if Nautilus is not None:
             super().__init__()
             self._refresh = {}  # uri -> Nautilus.FileInfo to ask again
             self._timer = 0
+            self._last = 0  # how many the last round asked again
 
         # -- ColumnProvider --
 
@@ -409,14 +410,20 @@ if Nautilus is not None:
         def _ask_again(self, file_info):
             self._refresh[file_info.get_uri()] = file_info
             if not self._timer:
-                delay = min(self.REFRESH_MAX_SECONDS,
-                            max(self.REFRESH_SECONDS, len(self._refresh) * self.REFRESH_PER_FILE))
-                self._timer = GLib.timeout_add(int(delay * 1000), self._tick)
+                self._timer = GLib.timeout_add(int(self._delay() * 1000), self._tick)
+
+        def _delay(self):
+            """Seconds to the next round.  The set fills one by one: go by
+            the size of the last round."""
+            count = max(len(self._refresh), self._last)
+            return min(self.REFRESH_MAX_SECONDS,
+                       max(self.REFRESH_SECONDS, count * self.REFRESH_PER_FILE))
 
         def _tick(self):
             # Those Nautilus still shows come back through update_file_info
             # and are put back in the set; the others drop out.
             files, self._refresh, self._timer = list(self._refresh.values()), {}, 0
+            self._last = len(files)
             for f in files:
                 try:
                     if not f.is_gone():
