@@ -35,16 +35,26 @@ static int file_status(const char *path, const char *name, const struct stat *st
 	struct layout_path lp;
 	enum file_state state;
 	char result[512];
+	bool known;
 
 	if (layout_classify(rel(path), &lp) < 0)
 		return -ENODATA;
-	if (lp.ignored) {
+	/* A dataset's .xml or .yaml is what the queue made of it
+	 * (queue_dataset.c); anything else ignored by name is just that. */
+	if (lp.ignored &&
+	    !(layout_ignored_for_type(rel(path)) && layout_dataset_candidate(rel(path)))) {
 		snprintf(text, textsz, "%s",
 			 strcmp(name, XATTR_STATUS) == 0 ? "ignored" : lp.ignored);
 		return 0;
 	}
-	if (queue_file_status(ctx()->q, (uint64_t)st->st_ino, &state, result, sizeof(result)) < 0)
+	known = queue_file_status(ctx()->q, (uint64_t)st->st_ino, &state, result, sizeof(result)) ==
+		0;
+	if (!known && lp.ignored) {
+		state = FILE_IGNORED;
+		snprintf(result, sizeof(result), "%s", lp.ignored);
+	} else if (!known) {
 		return -ENODATA;
+	}
 	if (strcmp(name, XATTR_STATUS) == 0)
 		snprintf(text, textsz, "%s", file_state_name(state));
 	else if (result[0])

@@ -108,6 +108,26 @@ const char *layout_ignored_name(const char *name)
 	return NULL;
 }
 
+bool layout_ignored_for_type(const char *path)
+{
+	return layout_ignored(path) == why_type;
+}
+
+bool layout_dataset_candidate(const char *path)
+{
+	static const char *const exts[] = {"txt", "names", "yaml", "yml", "xml", "csv", "json"};
+	const char *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
+	const char *ext = extension_of(name), *why = layout_ignored(path);
+
+	if (!ext || (why && why != why_type))
+		return false;
+	for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
+		if (strcasecmp(ext, exts[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
 const char *layout_content_type(const char *name)
 {
 	const struct extension_type *t = find_extension(name);

@@ -91,6 +91,8 @@ static const struct option_spec option_table[] = {
 	 NULL},
 	{"no_label_infer", OPT_FLAG, AT(no_label_infer), 0, 0, 0, NULL,
 	 "files directly under a category get no label", NULL},
+	{"no_datasets", OPT_FLAG, AT(no_datasets), 0, 0, 0, NULL,
+	 "upload dataset annotation files (YOLO, COCO...) as they are", NULL},
 	{"cafile", OPT_STRING, AT(cafile), 0, 0, 0, "PATH", "trust these CA certificates", NULL},
 	{"insecure", OPT_FLAG, AT(insecure), 0, 0, 0, NULL,
 	 "do not verify TLS certificates (test servers only)", NULL},

@@ -37,7 +37,7 @@ struct options {
 	/* Retention (0: none): uploaded files go this long after, or oldest
 	 * first past this spool size or below this much free disk. */
 	uint64_t keep_s, max_spool_bytes, min_free_bytes;
-	bool allow_duplicates, add_date_id, no_label_infer, insecure;
+	bool allow_duplicates, add_date_id, no_label_infer, no_datasets, insecure;
 	bool no_passthrough; /* file data through the daemon even where the kernel could pass it */
 	enum log_level log_level;
 	char *metadata;  /* x-metadata: a JSON object, or NULL */

@@ -40,6 +40,7 @@ struct queue_config {
 	unsigned linger_ms;       /* a small batch waits this long for more while files settle */
 	bool written_outside;     /* watch mode: others write the files, maybe still now */
 	bool no_label_infer;      /* files right under a category go unlabeled */
+	bool no_datasets;         /* dataset formats (dataset.h) are not looked for */
 	/* Samples wait for an annotation file of theirs that is being written
 	 * or read for at most this long past their due time, then go without
 	 * it (0: the default, a minute). */
@@ -70,6 +71,11 @@ struct queue_item {
 	unsigned nfrom;
 	bool info;               /* its labels came from an info.labels */
 	bool annotations_missed; /* an annotation file stayed unreadable too long */
+	/* part[ANNOT_BOXES] is in fractions of the image: the uploader reads
+	 * the image's size and makes it pixels (or drops it, saying why in
+	 * NOTE) before the request goes. */
+	bool boxes_normalized;
+	char *note; /* where its labels came from (a dataset file), or NULL */
 };
 
 enum queue_label {
@@ -197,11 +203,19 @@ void queue_batch_free(struct queue_batch *batch);
 struct queue_load {
 	uint64_t ino, generation;
 	char *path;
+	bool dataset; /* a file that may be a dataset's (dataset.h): queue_dataset_done */
 };
 size_t queue_take_loads(struct queue *q, struct queue_load *out, size_t max);
 /* Takes FILE over (NULL with ERR when it could not be read). */
 void queue_load_done(struct queue *q, const struct queue_load *load, struct annot_file *file,
 		     const char *err);
+/* A file that may be a dataset's was read: RC 0 with DS (taken over), 1
+ * when it is not one (it is a sample, or ignored, as its name says),
+ * -1 with ERR when it could not be read or is malformed, -2 when it was
+ * moved or replaced meanwhile (it is read again). */
+struct dataset;
+void queue_dataset_done(struct queue *q, const struct queue_load *load, struct dataset *ds, int rc,
+			const char *err);
 /* These files are about to go out (journaled, for crash recovery). */
 void queue_note_sending(struct queue *q, const struct queue_item *const items[], size_t n);
 void queue_report(struct queue *q, const struct queue_result *results, size_t n, int64_t now_ms);

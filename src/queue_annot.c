@@ -26,30 +26,9 @@
 
 #include "clock.h"
 #include "layout.h"
+#include "dataset.h"
+#include "queue_annot_i.h"
 #include "queue_i.h"
-
-#define RESULT_MAX 512
-
-struct annot_source {
-	struct entry *e;
-	uint64_t ino;
-	char *dir;                         /* the folder it speaks for; "" is the root */
-	bool info;                         /* info.labels: read here, never sent */
-	struct annot_file *file;           /* what was read; NULL until then, or on error */
-	char *error;                       /* why it could not be used */
-	bool due;                          /* settled: to be read */
-	bool loading;                      /* handed to the uploader */
-	bool fresh;                        /* new content: note samples it came too late for */
-	uint64_t generation;               /* the entry's generation when it was read */
-	int64_t read_ms;                   /* when it was read */
-	bool restored;                     /* read again after a restart: counts start anew */
-	size_t stored, duplicates, failed; /* samples that went with it */
-	size_t late;                       /* samples it names that went without it */
-	bool dirty;                        /* its status is to be worked out again */
-	int64_t refresh_ms;                /* not before this */
-	struct annot_source *dirty_next;
-	struct annot_source *next; /* same bucket of the folder index */
-};
 
 /* ---- the index: folder -> sources ---- */
 
@@ -91,7 +70,7 @@ static int index_grow(struct source_index *ix)
 	return 0;
 }
 
-static int index_add(struct source_index *ix, struct annot_source *s)
+int source_index_add(struct source_index *ix, struct annot_source *s)
 {
 	struct annot_source **b;
 
@@ -104,7 +83,7 @@ static int index_add(struct source_index *ix, struct annot_source *s)
 	return 0;
 }
 
-static void index_remove(struct source_index *ix, struct annot_source *s)
+void source_index_remove(struct source_index *ix, struct annot_source *s)
 {
 	struct annot_source **pp;
 
@@ -120,8 +99,8 @@ static void index_remove(struct source_index *ix, struct annot_source *s)
 }
 
 /* The next source of folder DIR (LEN bytes) after AFTER (NULL: the first). */
-static struct annot_source *source_in(struct queue *q, const char *dir, size_t len,
-				      struct annot_source *after)
+struct annot_source *source_in(struct queue *q, const char *dir, size_t len,
+			       struct annot_source *after)
 {
 	struct annot_source *s;
 
@@ -137,23 +116,27 @@ static struct annot_source *source_in(struct queue *q, const char *dir, size_t l
 
 /* ---- which files are annotation files ---- */
 
-static const char *base_of(const char *path)
+const char *path_base(const char *path)
 {
 	const char *slash = strrchr(path, '/');
 
 	return slash ? slash + 1 : path;
 }
 
-static bool is_annotation_path(const char *path)
+static bool is_annotation_path(const struct queue *q, const char *path)
 {
-	const char *base = base_of(path);
+	const char *base = path_base(path);
 	size_t n = strlen(base);
 
-	return n > 7 && strcasecmp(base + n - 7, ".labels") == 0 && !ignored_reason(path);
+	return n > 7 && strcasecmp(base + n - 7, ".labels") == 0 && !ignored_reason(q, path);
 }
 
-static void source_reset(struct annot_source *s)
+void source_reset(struct queue *q, struct annot_source *s)
 {
+	if (s->ds)
+		dirs_count_dataset(q, s->e->path, -1);
+	dataset_free(s->ds);
+	s->ds = NULL;
 	s->restored = false;
 	annot_free(s->file);
 	s->file = NULL;
@@ -178,58 +161,85 @@ static void undirty(struct queue *q, struct annot_source *s)
 static void source_free(struct queue *q, struct annot_source *s)
 {
 	undirty(q, s);
-	source_reset(s);
+	source_reset(q, s);
 	free(s->dir);
 	free(s);
+}
+
+bool annot_is_known_source(const struct entry *e)
+{
+	return e->source && (e->source->scope == SCOPE_NONE || e->source->ds);
 }
 
 void annot_untrack(struct queue *q, struct entry *e)
 {
 	if (!e->source)
 		return;
-	index_remove(&q->sources, e->source);
+	source_index_remove(&q->sources, e->source);
 	source_free(q, e->source);
 	e->source = NULL;
 }
 
 static bool is_info_path(const char *path)
 {
-	return strcmp(base_of(path), ANNOT_INFO_NAME) == 0;
+	return strcmp(path_base(path), ANNOT_INFO_NAME) == 0;
 }
 
 /* The same file under another name, in the same or another folder: what
  * was read of it still holds (keys are names in its folder, or paths
- * below it), it only moves in the index. */
-static int source_moved(struct queue *q, struct annot_source *s, const char *path)
+ * below it), it only moves in the index, to DIR (taken over). */
+static int source_moved(struct queue *q, struct annot_source *s, char *dir)
 {
-	char *dir = strndup(path, dir_len(path));
-
 	if (!dir)
 		return -ENOMEM;
-	index_remove(&q->sources, s);
+	source_index_remove(&q->sources, s);
 	free(s->dir);
 	s->dir = dir;
-	return index_add(&q->sources, s);
+	return source_index_add(&q->sources, s);
+}
+
+/* What E's path makes of it: a .labels file (SCOPE_NONE, true), a file
+ * that may be a dataset's (its scope, true; *DIR what it speaks for), or
+ * neither (false). */
+static bool source_kind(struct queue *q, const struct entry *e, enum dataset_scope *scope,
+			char **dir)
+{
+	*dir = NULL;
+	*scope = SCOPE_NONE;
+	if (is_annotation_path(q, e->path)) {
+		*dir = strndup(e->path, dir_len(e->path));
+		return true;
+	}
+	*scope = dataset_scope_of(q, e->path, dir);
+	return *scope != SCOPE_NONE;
 }
 
 void annot_track(struct queue *q, struct entry *e)
 {
 	struct annot_source *s = e->source;
+	enum dataset_scope scope;
+	char *dir;
+	bool annotation = source_kind(q, e, &scope, &dir);
 
-	if (s && is_annotation_path(e->path) && s->info == is_info_path(e->path)) {
-		if (source_moved(q, s, e->path) == 0)
+	if (s && annotation && s->info == is_info_path(e->path) && s->scope == scope) {
+		if (source_moved(q, s, dir) == 0)
 			return;
 		goto oom;
 	}
 	annot_untrack(q, e);
-	if (!is_annotation_path(e->path))
+	if (!annotation)
 		return;
 	s = calloc(1, sizeof(*s));
-	if (!s || !(s->dir = strndup(e->path, dir_len(e->path))) || index_add(&q->sources, s) < 0)
+	if (!s || !dir)
+		goto oom;
+	s->dir = dir;
+	dir = NULL;
+	if (source_index_add(&q->sources, s) < 0)
 		goto oom;
 	s->e = e;
 	s->ino = e->ino;
 	s->info = is_info_path(e->path);
+	s->scope = scope;
 	e->source = s;
 	/* Known already (brought back from the trash, renamed from another
 	 * kind): read it again before its samples go. */
@@ -238,6 +248,7 @@ void annot_track(struct queue *q, struct entry *e)
 	return;
 oom:
 	/* Without a source it would go as a sample: make it say why not. */
+	free(dir);
 	if (s && s != e->source) {
 		free(s->dir);
 		free(s);
@@ -267,7 +278,7 @@ void annot_content_changed(struct queue *q, struct entry *e)
 {
 	if (!e->source)
 		return;
-	source_reset(e->source);
+	source_reset(q, e->source);
 	e->source->due = false;
 	e->source->fresh = true;
 }
@@ -302,6 +313,7 @@ size_t queue_take_loads(struct queue *q, struct queue_load *out, size_t max)
 				break;
 			out[n].ino = s->ino;
 			out[n].generation = s->e->generation;
+			out[n].dataset = s->scope != SCOPE_NONE;
 			s->due = false;
 			s->loading = true;
 			n++;
@@ -323,7 +335,7 @@ static struct entry *named_entry(struct queue *q, const struct annot_source *s, 
 	return entry_find_path(q, path);
 }
 
-static bool is_sample(const struct entry *e)
+bool entry_is_sample(const struct entry *e)
 {
 	return e && !e->source && e->state != FILE_IGNORED;
 }
@@ -336,7 +348,7 @@ static void count_late(struct queue *q, struct annot_source *s)
 	for (size_t i = 0; i < annot_count(s->file); i++) {
 		struct entry *e = named_entry(q, s, annot_key(s->file, i));
 
-		if (is_sample(e) && (e->state == FILE_UPLOADED || e->state == FILE_DUPLICATE))
+		if (entry_is_sample(e) && (e->state == FILE_UPLOADED || e->state == FILE_DUPLICATE))
 			s->late++;
 	}
 }
@@ -357,7 +369,7 @@ void queue_load_done(struct queue *q, const struct queue_load *load, struct anno
 		annot_free(file);
 		goto out;
 	}
-	source_reset(s);
+	source_reset(q, s);
 	s->file = file;
 	s->error = file ? NULL : strdup(err ? err : "cannot be read");
 	s->generation = e->generation;
@@ -384,7 +396,7 @@ out:
 
 /* ---- what a sample's request carries ---- */
 
-static bool source_ready(const struct annot_source *s)
+bool source_ready(const struct annot_source *s)
 {
 	return !s->due && !s->loading && s->e->state != FILE_WRITING && s->e->writers == 0;
 }
@@ -394,7 +406,7 @@ struct queue_source_ref annot_ref(const struct annot_source *s)
 	return (struct queue_source_ref){s->ino, s->generation};
 }
 
-static void plan_from(struct sample_plan *p, struct annot_source *s)
+void plan_add_source(struct sample_plan *p, struct annot_source *s)
 {
 	for (unsigned i = 0; i < p->nfrom; i++) {
 		if (p->from[i] == s)
@@ -406,8 +418,8 @@ static void plan_from(struct sample_plan *p, struct annot_source *s)
 
 /* A source not yet read: wait for it, or after long enough go without.
  * Whoever looks at a waiting sample sees why it waits. */
-static bool wait_for(struct entry *e, const struct annot_source *s, struct sample_plan *p,
-		     bool waited_long)
+bool source_wait(struct entry *e, const struct annot_source *s, struct sample_plan *p,
+		 bool waited_long)
 {
 	char why[256];
 
@@ -415,7 +427,7 @@ static bool wait_for(struct entry *e, const struct annot_source *s, struct sampl
 		p->annotations_missed = true;
 		return false;
 	}
-	snprintf(why, sizeof(why), "waiting for %s to be %s", base_of(s->e->path),
+	snprintf(why, sizeof(why), "waiting for %s to be %s", path_base(s->e->path),
 		 s->e->state == FILE_WRITING || s->e->writers ? "written" : "read");
 	if (!e->result || strcmp(e->result, why) != 0)
 		entry_set_result(e, why);
@@ -427,17 +439,17 @@ static bool wait_for(struct entry *e, const struct annot_source *s, struct sampl
 static bool plan_typed(struct queue *q, struct entry *e, bool waited_long, struct sample_plan *p)
 {
 	size_t dlen = dir_len(e->path);
-	const char *base = base_of(e->path);
+	const char *base = path_base(e->path);
 
 	for (struct annot_source *s = source_in(q, e->path, dlen, NULL); s;
 	     s = source_in(q, e->path, dlen, s)) {
 		const char *v;
 		enum annot_kind k;
 
-		if (s->info)
+		if (s->info || s->scope != SCOPE_NONE)
 			continue;
 		if (!source_ready(s)) {
-			if (wait_for(e, s, p, waited_long))
+			if (source_wait(e, s, p, waited_long))
 				return false;
 			continue;
 		}
@@ -447,7 +459,7 @@ static bool plan_typed(struct queue *q, struct entry *e, bool waited_long, struc
 		v = k < ANNOT_PART_KINDS && !p->part[k] ? annot_value(s->file, base) : NULL;
 		if (v) {
 			p->part[k] = v;
-			plan_from(p, s);
+			plan_add_source(p, s);
 		}
 	}
 	return true;
@@ -476,10 +488,10 @@ static void apply_info(struct queue *q, struct sample_plan *p, const struct anno
 			p->part[k] = smp->part[k];
 	}
 	p->info = true;
-	plan_from(p, s);
+	plan_add_source(p, s);
 }
 
-static size_t parent_len(const char *path, size_t len)
+size_t path_parent_len(const char *path, size_t len)
 {
 	while (len > 0 && path[len - 1] != '/')
 		len--;
@@ -500,7 +512,7 @@ static bool plan_info(struct queue *q, struct entry *e, bool waited_long, struct
 			if (!s->info)
 				continue;
 			if (!source_ready(s)) {
-				if (wait_for(e, s, p, waited_long))
+				if (source_wait(e, s, p, waited_long))
 					return false;
 				continue;
 			}
@@ -513,7 +525,7 @@ static bool plan_info(struct queue *q, struct entry *e, bool waited_long, struct
 		}
 		if (len == 0)
 			return true;
-		len = parent_len(e->path, len);
+		len = path_parent_len(e->path, len);
 	}
 }
 
@@ -542,7 +554,8 @@ bool annot_plan(struct queue *q, struct entry *e, int64_t now, struct sample_pla
 	plan_from_layout(q, &lp, p);
 	if (!q->sources.count)
 		return true;
-	return plan_typed(q, e, waited_long, p) && plan_info(q, e, waited_long, p);
+	return plan_typed(q, e, waited_long, p) && plan_info(q, e, waited_long, p) &&
+	       dataset_plan(q, e, waited_long, now, p);
 }
 
 /* ---- its status ---- */
@@ -559,7 +572,7 @@ static void cover(struct queue *q, const struct annot_source *s, struct coverage
 	for (size_t i = 0; s->file && i < annot_count(s->file); i++) {
 		struct entry *e = named_entry(q, s, annot_key(s->file, i));
 
-		if (!is_sample(e)) {
+		if (!entry_is_sample(e)) {
 			if (c->nmissing++ == 0)
 				c->missing = annot_key(s->file, i);
 			continue;
@@ -570,10 +583,7 @@ static void cover(struct queue *q, const struct annot_source *s, struct coverage
 	}
 }
 
-static int append(char *buf, size_t size, size_t *len, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int append(char *buf, size_t size, size_t *len, const char *fmt, ...)
+int annot_append(char *buf, size_t size, size_t *len, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -596,24 +606,25 @@ static void notes(const struct annot_source *s, const struct coverage *c, char *
 		  size_t *len)
 {
 	if (s->late && (s->stored || s->duplicates || c->waiting))
-		append(buf, size, len,
-		       "; %zu sample(s) had gone before it was read, without it (%s)", s->late,
-		       resend_hint);
+		annot_append(buf, size, len,
+			     "; %zu sample(s) had gone before it was read, without it (%s)",
+			     s->late, resend_hint);
 	if (c->nmissing && c->present)
-		append(buf, size, len, "; %zu entr%s name%s no file here (e.g. '%.80s')",
-		       c->nmissing, c->nmissing == 1 ? "y" : "ies", c->nmissing == 1 ? "s" : "",
-		       c->missing);
+		annot_append(buf, size, len, "; %zu entr%s name%s no file here (e.g. '%.80s')",
+			     c->nmissing, c->nmissing == 1 ? "y" : "ies",
+			     c->nmissing == 1 ? "s" : "", c->missing);
 	if (annot_skipped(s->file))
-		append(buf, size, len, "; %zu entr%s left out (%s)", annot_skipped(s->file),
-		       annot_skipped(s->file) == 1 ? "y" : "ies", annot_skip_note(s->file));
+		annot_append(buf, size, len, "; %zu entr%s left out (%s)", annot_skipped(s->file),
+			     annot_skipped(s->file) == 1 ? "y" : "ies", annot_skip_note(s->file));
 	if (annot_refused(s->file))
-		append(buf, size, len,
-		       "; %zu path(s) leave its folder and were refused (e.g. '%s')",
-		       annot_refused(s->file), annot_refuse_note(s->file));
+		annot_append(buf, size, len,
+			     "; %zu path(s) leave its folder and were refused (e.g. '%s')",
+			     annot_refused(s->file), annot_refuse_note(s->file));
 	if (annot_attachments(s->file))
-		append(buf, size, len,
-		       "; %zu entr%s name attachments, which ingestfs does not send",
-		       annot_attachments(s->file), annot_attachments(s->file) == 1 ? "y" : "ies");
+		annot_append(buf, size, len,
+			     "; %zu entr%s name attachments, which ingestfs does not send",
+			     annot_attachments(s->file),
+			     annot_attachments(s->file) == 1 ? "y" : "ies");
 }
 
 /* How long a file that names nothing here yet waits for its samples (a
@@ -630,45 +641,47 @@ static enum file_state headline(const struct queue *q, const struct annot_source
 	const char *what = s->info ? "read here, never sent: the labels of" : "sent with";
 
 	if (s->stored) {
-		append(buf, size, len, "%s %zu sample(s)", what, s->stored);
+		annot_append(buf, size, len, "%s %zu sample(s)", what, s->stored);
 		return FILE_UPLOADED;
 	}
 	/* Its samples went before we stopped; how is not known any more. */
 	if (s->restored && c->present && !c->waiting) {
-		append(buf, size, len, "%s its %zu sample(s)", what, c->present);
+		annot_append(buf, size, len, "%s its %zu sample(s)", what, c->present);
 		return FILE_UPLOADED;
 	}
 	if (c->waiting) {
-		append(buf, size, len, "waiting for its %zu sample(s) to go", c->waiting);
+		annot_append(buf, size, len, "waiting for its %zu sample(s) to go", c->waiting);
 		return FILE_PENDING;
 	}
 	if (s->late) {
-		append(buf, size, len,
-		       "came after its %zu sample(s) had gone, so they went "
-		       "without it; %s",
-		       s->late, resend_hint);
+		annot_append(buf, size, len,
+			     "came after its %zu sample(s) had gone, so they went "
+			     "without it; %s",
+			     s->late, resend_hint);
 		return FILE_FAILED;
 	}
 	if (s->duplicates) {
-		append(buf, size, len, "every sample it describes was already in the project (%zu)",
-		       s->duplicates);
+		annot_append(buf, size, len,
+			     "every sample it describes was already in the project (%zu)",
+			     s->duplicates);
 		return FILE_DUPLICATE;
 	}
 	if (s->failed) {
-		append(buf, size, len, "its %zu sample(s) failed (see their results)", s->failed);
+		annot_append(buf, size, len, "its %zu sample(s) failed (see their results)",
+			     s->failed);
 		return FILE_FAILED;
 	}
 	if (!annot_count(s->file)) {
-		append(buf, size, len, "it has no usable entries");
+		annot_append(buf, size, len, "it has no usable entries");
 		return FILE_FAILED;
 	}
-	append(buf, size, len, "none of the %zu files it names is here%s (e.g. '%.80s')",
-	       annot_count(s->file), still_expecting(q, s, now) ? " yet" : "",
-	       c->missing ? c->missing : "");
+	annot_append(buf, size, len, "none of the %zu files it names is here%s (e.g. '%.80s')",
+		     annot_count(s->file), still_expecting(q, s, now) ? " yet" : "",
+		     c->missing ? c->missing : "");
 	return still_expecting(q, s, now) ? FILE_PENDING : FILE_FAILED;
 }
 
-static void set_state(struct queue *q, struct entry *e, enum file_state state, const char *text)
+void source_set_state(struct queue *q, struct entry *e, enum file_state state, const char *text)
 {
 	bool changed = e->state != state || !e->result || strcmp(e->result, text) != 0;
 
@@ -678,7 +691,7 @@ static void set_state(struct queue *q, struct entry *e, enum file_state state, c
 		journal_note(q, e, JOURNAL_DONE);
 }
 
-static void mark_dirty(struct queue *q, struct annot_source *s, int64_t at)
+void source_mark_dirty(struct queue *q, struct annot_source *s, int64_t at)
 {
 	if (!s->dirty) {
 		s->dirty = true;
@@ -698,6 +711,10 @@ void annot_refresh(struct queue *q, struct annot_source *s)
 	struct coverage c;
 	enum file_state state;
 
+	if (s->scope != SCOPE_NONE) {
+		dataset_refresh(q, s);
+		return;
+	}
 	if (s->e->state == FILE_WRITING || s->e->state == FILE_IGNORED || s->due || s->loading)
 		return;
 	if (!s->file) {
@@ -705,16 +722,16 @@ void annot_refresh(struct queue *q, struct annot_source *s)
 			return;
 		snprintf(buf, sizeof(buf), "not used: %s; its samples go as their folder says",
 			 s->error);
-		set_state(q, s->e, FILE_FAILED, buf);
+		source_set_state(q, s->e, FILE_FAILED, buf);
 		return;
 	}
 	cover(q, s, &c);
 	state = headline(q, s, &c, now, buf, sizeof(buf), &len);
 	notes(s, &c, buf, sizeof(buf), &len);
-	set_state(q, s->e, state, buf);
+	source_set_state(q, s->e, state, buf);
 	/* Named nothing here yet: look again when the wait is over. */
 	if (state == FILE_PENDING && !c.present)
-		mark_dirty(q, s, s->read_ms + q->cfg.annotation_wait_ms);
+		source_mark_dirty(q, s, s->read_ms + q->cfg.annotation_wait_ms);
 }
 
 void annot_refresh_dirty(struct queue *q, int64_t now)
@@ -738,7 +755,7 @@ static void touch(struct queue *q, struct annot_source *s)
 {
 	int64_t now = clock_now_ms();
 
-	mark_dirty(q, s, now + (s->file ? (int64_t)(annot_count(s->file) / 100) : 0));
+	source_mark_dirty(q, s, now + (s->file ? (int64_t)(annot_count(s->file) / 100) : 0));
 }
 
 /* Call FN for every read source that names the sample E, by the key it
@@ -753,7 +770,7 @@ static void each_source_naming(struct queue *q, const struct entry *e,
 		return;
 	for (struct annot_source *s = source_in(q, e->path, len, NULL); s;
 	     s = source_in(q, e->path, len, s)) {
-		if (!s->info && s->file && annot_value(s->file, base_of(e->path)))
+		if (!s->info && s->file && annot_value(s->file, path_base(e->path)))
 			fn(q, s, arg);
 	}
 	for (;;) {
@@ -765,7 +782,7 @@ static void each_source_naming(struct queue *q, const struct entry *e,
 		}
 		if (len == 0)
 			return;
-		len = parent_len(e->path, len);
+		len = path_parent_len(e->path, len);
 	}
 }
 
@@ -819,13 +836,17 @@ void annot_retry(struct queue *q, struct entry *e, bool resend)
 	struct annot_source *s = e->source;
 	int64_t now = clock_now_ms();
 
+	if (s->scope != SCOPE_NONE) {
+		dataset_retry(q, e, resend);
+		return;
+	}
 	for (size_t i = 0; resend && s->file && i < annot_count(s->file); i++) {
 		struct entry *sample = named_entry(q, s, annot_key(s->file, i));
 
-		if (is_sample(sample) && state_is_final(sample->state))
+		if (entry_is_sample(sample) && state_is_final(sample->state))
 			entry_retry(q, sample, true, now);
 	}
-	source_reset(s);
+	source_reset(q, s);
 	e->generation++;
 	e->maybe_sent = false;
 	journal_note(q, e, JOURNAL_QUEUED);

@@ -38,6 +38,7 @@ static struct entry *opened_for_writing(struct queue *q, uint64_t ino, const cha
 
 static void written(struct queue *q, struct entry *e)
 {
+	dirs_touch(q, e->path, clock_now_ms());
 	e->dirty_handles++;
 	entry_reset_attempts(e);
 	if (e->state != FILE_WRITING)
@@ -215,7 +216,7 @@ static void entry_hide(struct queue *q, struct entry *e, char *old_path)
 static void entry_moved(struct queue *q, struct entry *e, char *new_path)
 {
 	bool dest_changed = !same_destination(e->path, new_path);
-	bool was_source = e->source != NULL;
+	bool was_source = annot_is_known_source(e);
 	char *old_path = e->path;
 	int64_t now = clock_now_ms();
 
@@ -223,7 +224,7 @@ static void entry_moved(struct queue *q, struct entry *e, char *new_path)
 	entry_set_path(q, e, new_path);
 	/* Without a look at the spool at start, the journal must know. */
 	journal_note(q, e, JOURNAL_PATH);
-	if (was_source != (e->source != NULL) && !ignored_reason(new_path) &&
+	if (was_source != annot_is_known_source(e) && !ignored_reason(q, new_path) &&
 	    e->state != FILE_IGNORED) {
 		/* A sample became an annotation file, or the other way: new to
 		 * the queue in that role. */
@@ -234,7 +235,7 @@ static void entry_moved(struct queue *q, struct entry *e, char *new_path)
 		}
 		goto out;
 	}
-	if (ignored_reason(new_path)) {
+	if (ignored_reason(q, new_path)) {
 		if (e->state != FILE_IGNORED) {
 			entry_hide(q, e, old_path);
 			old_path = NULL;

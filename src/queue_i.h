@@ -170,7 +170,9 @@ void lifetime_count(struct queue *q, const struct entry *e);
 void entry_set_result(struct entry *e, const char *text);
 void journal_note(struct queue *q, struct entry *e, enum journal_kind kind);
 void wake_uploader(struct queue *q);
-const char *ignored_reason(const char *path);
+/* Why PATH is never uploaded, or NULL (a dataset file is not ignored
+ * before it is read). */
+const char *ignored_reason(const struct queue *q, const char *path);
 bool state_is_final(enum file_state s);
 /* setfattr retry/resend on one file; whether anything was done. */
 bool entry_retry(struct queue *q, struct entry *e, bool resend, int64_t now);
@@ -180,6 +182,15 @@ size_t dir_len(const char *path);
 /* queue_status.c: counts per folder, kept as entries change, so that a
  * folder's summary costs a look-up, not a pass over every file. */
 void counts_add(struct queue *q, const struct entry *e, int sign);
+/* A file was made or written at PATH: the folders above are active. */
+void dirs_touch(struct queue *q, const char *path, int64_t now);
+/* A dataset file at PATH was read (SIGN +1) or forgotten (-1). */
+void dirs_count_dataset(struct queue *q, const char *path, int sign);
+bool dir_has_dataset(struct queue *q, const char *dir, size_t len);
+/* Whether files arrived below DIR less than QUIET_MS ago; *QUIET_AT when
+ * it will have been quiet long enough. */
+bool dir_busy_with_dataset(struct queue *q, const char *dir, size_t len, int64_t now,
+			   int64_t quiet_ms, int64_t *quiet_at);
 /* N files of STATE, BYTES long, in DIR and below (from the index). */
 void counts_add_dir(struct queue *q, const char *dir, enum file_state state, uint64_t n,
 		    uint64_t bytes);
@@ -191,6 +202,9 @@ void entry_make_pending(struct queue *q, struct entry *e, int64_t due_ms);
 
 /* queue_annot.c: annotation files (doc/internals.md "Annotation files"). */
 
+/* Whether E is an annotation file as such: a .labels file, or a file
+ * read as a dataset's (a file that only may be one is not, yet). */
+bool annot_is_known_source(const struct entry *e);
 /* Track or untrack E as an annotation file after its path was set. */
 void annot_track(struct queue *q, struct entry *e);
 void annot_untrack(struct queue *q, struct entry *e);
@@ -212,6 +226,13 @@ struct sample_plan {
 	unsigned nfrom;
 	bool info;               /* info.labels had its say */
 	bool annotations_missed; /* an annotation file never became readable in time */
+	/* A dataset file's say (queue_dataset.c): the boxes part, when it
+	 * was made for this sample (malloc'd, in OWNED, freed after the
+	 * plan is used), in fractions of the image when BOXES_NORMALIZED;
+	 * and where the labels came from, for the sample's result. */
+	char *owned;
+	bool boxes_normalized;
+	char *note;
 };
 
 /* Plan E's request.  Returns false while E must wait for an annotation

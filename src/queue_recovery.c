@@ -102,7 +102,7 @@ out:
 static void reconcile_entry(struct queue *q, struct entry *e, const char *path, uint64_t size,
 			    bool known)
 {
-	if (ignored_reason(path)) {
+	if (ignored_reason(q, path)) {
 		entry_set_state(q, e, FILE_IGNORED);
 	} else if (q->cfg.written_outside && (!known || e->state == FILE_WRITING)) {
 		/* Watch mode: new, or written while we were away, maybe still
@@ -129,7 +129,7 @@ static void reconcile_entry(struct queue *q, struct entry *e, const char *path, 
 		entry_set_result(e, NULL);
 	}
 	/* On an annotation file maybe_sent means "this content was read". */
-	if (e->source && (!known || e->size != size))
+	if (annot_is_known_source(e) && (!known || e->size != size))
 		e->maybe_sent = false;
 	entry_set_size(q, e, size);
 }
@@ -169,7 +169,7 @@ static bool as_indexed(struct queue *q, uint64_t ino, const char *path, uint64_t
 		       struct store_row *row)
 {
 	bool same = strcmp(row->path, path) == 0 && row->size == size &&
-		    (bool)ignored_reason(path) == (row->state == FILE_IGNORED);
+		    (bool)ignored_reason(q, path) == (row->state == FILE_IGNORED);
 
 	if (same && inoset_add(&q->scan_seen, ino) == 0)
 		return true;

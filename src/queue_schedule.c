@@ -144,12 +144,16 @@ static int batch_add(struct queue_batch *b, struct entry *e, const struct sample
 	it->size = e->size;
 	it->info = p->info;
 	it->annotations_missed = p->annotations_missed;
+	it->boxes_normalized = p->boxes_normalized;
+	if (p->note && !(it->note = strdup(p->note)))
+		goto fail;
 	for (unsigned i = 0; i < p->nfrom; i++)
 		it->from[it->nfrom++] = annot_ref(p->from[i]);
 	b->count++;
 	return 0;
 fail:
 	free(it->path);
+	free(it->note);
 	for (int k = 0; k < ANNOT_PART_KINDS; k++)
 		free(it->part[k]);
 	memset(it, 0, sizeof(*it));
@@ -203,6 +207,13 @@ void queue_note_sending(struct queue *q, const struct queue_item *const items[],
 	free(r);
 }
 
+static void plan_free(struct sample_plan *p)
+{
+	free(p->owned);
+	free(p->note);
+	p->owned = p->note = NULL;
+}
+
 /* Whether E joins batch B (started with FIRST); SEND_NAME is taken. */
 static bool batch_takes(struct queue *q, struct queue_batch *b, const struct sample_plan *first,
 			struct entry *e, const struct sample_plan *p, uint64_t bytes,
@@ -236,16 +247,26 @@ size_t queue_take_batch(struct queue *q, int64_t now, struct queue_batch *b)
 		goto out;
 	for (e = q->pending.head; e && b->count < q->cfg.batch_max; e = next) {
 		next = e->next;
-		if (e->due_ms > now || !annot_plan(q, e, now, &plan))
+		if (e->due_ms > now)
 			continue;
+		if (!annot_plan(q, e, now, &plan)) {
+			plan_free(&plan);
+			continue;
+		}
 		if (!started) {
-			if (batch_start(q, b, &plan) < 0)
+			if (batch_start(q, b, &plan) < 0) {
+				plan_free(&plan);
 				break;
+			}
 			first = plan;
+			first.owned = first.note = NULL; /* PLAN's, freed below */
 			started = true;
 		}
-		if (!batch_takes(q, b, &first, e, &plan, bytes, send_name_of(e, &plan)))
+		if (!batch_takes(q, b, &first, e, &plan, bytes, send_name_of(e, &plan))) {
+			plan_free(&plan);
 			continue;
+		}
+		plan_free(&plan);
 		bytes += e->size;
 		list_unlink(q, e);
 		entry_set_state(q, e, FILE_UPLOADING);
@@ -265,6 +286,7 @@ void queue_batch_free(struct queue_batch *b)
 	for (size_t i = 0; b->items && i < b->count; i++) {
 		free(b->items[i].path);
 		free(b->items[i].send_name);
+		free(b->items[i].note);
 		for (int k = 0; k < ANNOT_PART_KINDS; k++)
 			free(b->items[i].part[k]);
 	}
@@ -314,7 +336,9 @@ static void set_stored_result(struct entry *e, const struct queue_item *it, cons
 {
 	char buf[512];
 
-	snprintf(buf, sizeof(buf), "%s%s%s", text, it->info ? " (labels from info.labels)" : "",
+	snprintf(buf, sizeof(buf), "%s%s%s%s%s%s", text,
+		 it->info ? " (labels from info.labels)" : "", it->note ? " (" : "",
+		 it->note ? it->note : "", it->note ? ")" : "",
 		 it->annotations_missed
 			 ? "; sent without its folder's annotations, whose file stayed open"
 			 : "");

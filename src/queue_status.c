@@ -108,6 +108,8 @@ struct dir_counts {
 	char *dir; /* "" is the root */
 	uint64_t hash;
 	struct queue_counts c;
+	int64_t active_ms; /* when a file below was last made or written */
+	size_t datasets;   /* dataset files read below (queue_dataset.c) */
 	struct dir_counts *next;
 };
 
@@ -216,6 +218,63 @@ void counts_add_dir(struct queue *q, const char *dir, enum file_state state, uin
 		d->c.n[state] += (size_t)n;
 		d->c.bytes[state] += bytes;
 	}
+}
+
+/* Every folder above PATH (the folders of PATH's own path), from the
+ * nearest: FN with each. */
+static void each_folder_above(struct queue *q, const char *path,
+			      void (*fn)(struct dir_counts *d, void *arg), void *arg)
+{
+	size_t len = strlen(path);
+
+	do {
+		struct dir_counts *d;
+
+		while (len > 0 && path[len - 1] != '/')
+			len--;
+		len = len > 0 ? len - 1 : 0;
+		d = dir_get(q, path, len);
+		if (d)
+			fn(d, arg);
+	} while (len > 0);
+}
+
+static void set_active(struct dir_counts *d, void *arg)
+{
+	d->active_ms = *(const int64_t *)arg;
+}
+
+void dirs_touch(struct queue *q, const char *path, int64_t now)
+{
+	each_folder_above(q, path, set_active, &now);
+}
+
+static void add_dataset(struct dir_counts *d, void *arg)
+{
+	d->datasets += (size_t)(ssize_t) * (const int *)arg;
+}
+
+void dirs_count_dataset(struct queue *q, const char *path, int sign)
+{
+	each_folder_above(q, path, add_dataset, &sign);
+}
+
+bool dir_busy_with_dataset(struct queue *q, const char *dir, size_t len, int64_t now,
+			   int64_t quiet_ms, int64_t *quiet_at)
+{
+	struct dir_counts *d = dir_find(q, dir, len, hash_bytes(dir, len));
+
+	if (!d)
+		return false;
+	*quiet_at = d->active_ms + quiet_ms;
+	return now < *quiet_at;
+}
+
+bool dir_has_dataset(struct queue *q, const char *dir, size_t len)
+{
+	struct dir_counts *d = dir_find(q, dir, len, hash_bytes(dir, len));
+
+	return d && d->datasets > 0;
 }
 
 void counts_free(struct queue *q)

@@ -298,9 +298,15 @@ void journal_note(struct queue *q, struct entry *e, enum journal_kind kind)
 	journal_note_many(q, &r, 1);
 }
 
-const char *ignored_reason(const char *path)
+const char *ignored_reason(const struct queue *q, const char *path)
 {
-	return layout_ignored(path);
+	const char *why = layout_ignored(path);
+
+	/* A dataset's .xml or .yaml is read before it is judged. */
+	if (why && !q->cfg.no_datasets && layout_ignored_for_type(path) &&
+	    layout_dataset_candidate(path))
+		return NULL;
+	return why;
 }
 
 /* ---- the doors through which an entry changes: the folder counts follow ---- */
@@ -386,7 +392,7 @@ struct entry *entry_create(struct queue *q, uint64_t ino, const char *path)
 
 	if (!e)
 		return NULL;
-	e->state = ignored_reason(path) ? FILE_IGNORED : FILE_WRITING;
+	e->state = ignored_reason(q, path) ? FILE_IGNORED : FILE_WRITING;
 	if (e->state == FILE_IGNORED)
 		e->final_ms = clock_wall_ms();
 	table_insert(q, e);

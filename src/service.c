@@ -238,6 +238,7 @@ static int open_queue(struct service *s)
 		.linger_ms = 100,
 		.written_outside = s->written_outside,
 		.no_label_infer = s->opt.no_label_infer,
+		.no_datasets = s->opt.no_datasets,
 		.annotation_wait_ms = s->opt.annotation_wait_s * 1000,
 		.evict_after_ms = pace_for_keep(s->opt.keep_s, 5000),
 		.checkpoint_every_ms = pace_for_keep(s->opt.keep_s, 10000),

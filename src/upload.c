@@ -14,16 +14,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <curl/curl.h>
 
 #include "annot.h"
 #include "apikey.h"
 #include "beneath.h"
 #include "clock.h"
+#include "dataset.h"
 #include "layout.h"
 #include "log.h"
 #include "reply.h"
@@ -565,6 +568,87 @@ static int job_headers(struct upload_job *job)
 	return rc < 0 ? rc : 1;
 }
 
+/* Up to LEN bytes from the start of the file at PATH below DIR_FD. */
+static ssize_t read_head(int dir_fd, const char *path, uint64_t ino, unsigned char *buf, size_t len)
+{
+	struct stat st;
+	ssize_t n;
+	int fd = beneath_open(dir_fd, path, O_RDONLY | O_NOFOLLOW | O_NOCTTY, 0);
+
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) < 0 || (ino && (uint64_t)st.st_ino != ino))
+		n = -ESTALE;
+	else if ((n = pread(fd, buf, len, 0)) < 0)
+		n = -errno;
+	close(fd);
+	return n;
+}
+
+/* ---- boxes in fractions of the image (YOLO, Open Images) ---- */
+
+/* The boxes of PART (fractions, as queue_dataset.c wrote them) in the
+ * pixels of a W x H image.  Malloc'd, or NULL. */
+static char *boxes_in_pixels(const char *part, unsigned w, unsigned h)
+{
+	cJSON *arr = cJSON_Parse(part);
+	size_t n = cJSON_IsArray(arr) ? (size_t)cJSON_GetArraySize(arr) : 0, i = 0;
+	struct dataset_box *boxes = calloc(n ? n : 1, sizeof(*boxes));
+	const cJSON *o;
+	char *text = NULL;
+
+	if (!arr || !boxes)
+		goto out;
+	cJSON_ArrayForEach(o, arr)
+	{
+		const cJSON *label = cJSON_GetObjectItemCaseSensitive(o, "label");
+
+		boxes[i] = (struct dataset_box){
+			.label = cJSON_IsString(label) ? label->valuestring : "",
+			.class_id = -1,
+			.x = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "x")),
+			.y = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "y")),
+			.w = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "width")),
+			.h = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "height"))};
+		i++;
+	}
+	text = dataset_boxes_json(boxes, n, true, w, h, NULL, 0, NULL, NULL);
+out:
+	free(boxes);
+	cJSON_Delete(arr);
+	return text;
+}
+
+/* Before the request is built: fractions made pixels from each image's
+ * own header, or the boxes left out with a word in the file's result. */
+static void size_boxes(struct uploader *u, struct queue_batch *b)
+{
+	unsigned char head[65536];
+
+	for (size_t i = 0; i < b->count; i++) {
+		struct queue_item *it = &b->items[i];
+		unsigned w = 0, h = 0;
+		ssize_t n;
+		char *px = NULL, *note;
+
+		if (!it->boxes_normalized || !it->part[ANNOT_BOXES])
+			continue;
+		n = read_head(u->files_fd, it->path, it->ino, head, sizeof(head));
+		if (n > 0 && dataset_image_size(head, (size_t)n, &w, &h) == 0 && w && h)
+			px = boxes_in_pixels(it->part[ANNOT_BOXES], w, h);
+		free(it->part[ANNOT_BOXES]);
+		it->part[ANNOT_BOXES] = px;
+		it->boxes_normalized = false;
+		if (px || asprintf(&note,
+				   "%s; its boxes were not sent: the image's size could not "
+				   "be read (a JPEG or PNG is needed)",
+				   it->note ? it->note : "from its dataset") < 0)
+			continue;
+		free(it->note);
+		it->note = note;
+	}
+}
+
 /* Returns 1 when a request started, 0 when none was needed. */
 static int job_start(struct uploader *u, struct queue_batch *batch)
 {
@@ -576,6 +660,7 @@ static int job_start(struct uploader *u, struct queue_batch *batch)
 		batch_failed(u, batch, ENOMEM);
 		return 0;
 	}
+	size_boxes(u, &job->batch);
 	url = request_url(u->opt->url, job->batch.category);
 	if (!job->parts || !job->sent || !job->mime || !url)
 		goto fail;
@@ -671,13 +756,64 @@ static void read_annotation(struct uploader *u, const struct queue_load *l)
 	queue_load_done(u->q, l, f, err);
 }
 
+static const char *name_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+/* Whether NAME is a .json or .csv: sensor data may be large, so their
+ * start decides whether they are read whole. */
+static bool sniffed_first(const char *name)
+{
+	const char *dot = strrchr(name, '.');
+
+	return dot && (strcasecmp(dot, ".json") == 0 || strcasecmp(dot, ".csv") == 0);
+}
+
+/* A file that may be a dataset's: a .json or .csv must look like one in
+ * its first 64 KiB (a sensor-data file of 100 MB is not read whole for
+ * that); the others are small and read whole, so that a YOLO file with a
+ * bad line fails with that line rather than go up as a text sample. */
+static void read_dataset(struct uploader *u, const struct queue_load *l)
+{
+	unsigned char *head = malloc(DATASET_HEAD_MAX);
+	struct dataset *ds = NULL;
+	char err[256] = "", *text = NULL;
+	size_t len = 0;
+	ssize_t n =
+		head ? read_head(u->files_fd, l->path, l->ino, head, DATASET_HEAD_MAX) : -ENOMEM;
+	int rc = -1;
+
+	if (n >= 0 && sniffed_first(name_of(l->path)) &&
+	    dataset_detect(name_of(l->path), (const char *)head, (size_t)n) == DATASET_NONE)
+		rc = 1;
+	else if (n >= 0 && (n = read_whole(u->files_fd, l, &text, &len)) == 0)
+		rc = dataset_parse(name_of(l->path), text, len, &ds, err, sizeof(err));
+	if (n == -EFBIG)
+		snprintf(err, sizeof(err), "larger than %zu MB", ANNOT_FILE_MAX >> 20);
+	else if (n == -ENOENT || n == -ESTALE)
+		rc = -2; /* moved or replaced since it was handed over */
+	else if (n < 0)
+		snprintf(err, sizeof(err), "cannot be read: %s", strerror((int)-n));
+	if (rc == -1)
+		log_warn("%s: not used: %s", l->path, err);
+	queue_dataset_done(u->q, l, ds, rc, err);
+	free(text);
+	free(head);
+}
+
 static void read_annotations(struct uploader *u)
 {
 	struct queue_load loads[16];
 	size_t n = queue_take_loads(u->q, loads, sizeof(loads) / sizeof(loads[0]));
 
 	for (size_t i = 0; i < n; i++) {
-		read_annotation(u, &loads[i]);
+		if (loads[i].dataset)
+			read_dataset(u, &loads[i]);
+		else
+			read_annotation(u, &loads[i]);
 		free(loads[i].path);
 	}
 }

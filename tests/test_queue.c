@@ -22,7 +22,10 @@ static struct queue *new_queue(unsigned settle)
 				   .batch_max = 3,
 				   .batch_bytes_max = 1000,
 				   .backoff_min_ms = 1000,
-				   .backoff_max_ms = 300000};
+				   .backoff_max_ms = 300000,
+				   /* .json files here are samples, not maybe COCO
+				    * files to be read first (tests/mount_datasets.t) */
+				   .no_datasets = true};
 
 	return queue_new(&cfg);
 }
