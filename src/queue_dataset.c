@@ -329,7 +329,9 @@ static void notes(struct queue *q, const struct annot_source *s, char *buf, size
 		annot_append(buf, size, len, "; %zu box(es) reach outside the image (clamped)",
 			     d->outside);
 	tally_images(q, s, &t);
-	if (t.missing)
+	/* Only where its images sit beside it: COCO's own layout keeps them
+	 * in a folder the file does not name. */
+	if (t.missing && (t.present || s->scope == SCOPE_IMAGE))
 		annot_append(buf, size, len, "; %zu image(s) it names %s not here (e.g. '%.80s')",
 			     t.missing, t.missing == 1 ? "is" : "are", t.first_missing);
 }
