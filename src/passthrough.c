@@ -359,6 +359,10 @@ static ssize_t hook_writev(int fd, struct iovec *iov, int count, void *userdata)
 	return n;
 }
 
+/* libfuse's hook passes off_t where splice(2) takes loff_t: the same type
+ * only with a 64-bit off_t (AC_SYS_LARGEFILE on 32-bit systems). */
+_Static_assert(sizeof(off_t) == sizeof(loff_t), "splice offsets need a 64-bit off_t");
+
 /* Both directions: libfuse treats splice as unsupported unless a custom
  * I/O provides it. */
 static ssize_t hook_splice(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
