@@ -22,12 +22,21 @@
 #include "log.h"
 #include "passthrough.h"
 
-/* Protocol 7.40 pieces that Debian 12's <linux/fuse.h> (7.38) lacks.  The
- * names are ours so that newer headers do not clash. */
+/* The INIT flags2 word (FUSE_INIT_EXT) came with 7.36; older headers
+ * cannot describe what this file reads and writes. */
+#if FUSE_KERNEL_MINOR_VERSION < 36
+#error "<linux/fuse.h> older than protocol 7.36 (Linux 5.17)"
+#endif
+
+/* Protocol 7.38 and 7.40 pieces that <linux/fuse.h> may lack: Debian 12's
+ * own headers say 7.38, its cross headers (linux-libc-dev-*-cross, from
+ * Linux 6.1.4) 7.37.  The names are ours so that newer headers do not
+ * clash. */
 #define PT_INIT_PASSTHROUGH (1ULL << 37)
 #define PT_FOPEN_PASSTHROUGH (1u << 7)
+#define PT_FOPEN_PARALLEL_DIRECT_WRITES (1u << 6)
 /* What the kernel accepts alongside FOPEN_PASSTHROUGH. */
-#define PT_FOPEN_ALLOWED (FOPEN_DIRECT_IO | FOPEN_NOFLUSH | FOPEN_PARALLEL_DIRECT_WRITES)
+#define PT_FOPEN_ALLOWED (FOPEN_DIRECT_IO | FOPEN_NOFLUSH | PT_FOPEN_PARALLEL_DIRECT_WRITES)
 /* The spool may itself be stacked (overlayfs in a container, depth 1);
  * nothing needs to stack on top of the mount. */
 #define PT_MAX_STACK_DEPTH 2
