@@ -169,13 +169,15 @@ bool passthrough_patch_open(void *payload, size_t len, uint64_t fh, int backing_
 
 /* ---- state ---- */
 
-static void turn_off(const char *why)
+/* ERR, when not 0, is told too: WHY alone does not say what happened. */
+static void turn_off(const char *why, int err)
 {
 	const char *was = NULL;
 
 	atomic_store(&pt.ready, false);
 	if (atomic_compare_exchange_strong(&pt.off_reason, &was, why))
-		log_info("file data now goes through the daemon: %s", why);
+		log_info("file data now goes through the daemon: %s%s%s", why, err ? ": " : "",
+			 err ? strerror(err) : "");
 }
 
 bool passthrough_ready(void)
@@ -219,15 +221,28 @@ static int backing_open(int fd)
 	if (id >= 0)
 		return id;
 	switch (err) {
+	case ENOMEM:
+	case ENFILE:
+	case EMFILE:
+	case ENOSPC:
+		/* Short of memory, descriptors or backing ids: this open goes
+		 * through the daemon, the next may not. */
+		break;
 	case EPERM:
-		turn_off("the kernel refused a backing file (passthrough needs CAP_SYS_ADMIN)");
+		turn_off("the kernel refused a backing file (passthrough needs CAP_SYS_ADMIN)", 0);
 		break;
 	case ELOOP:
-		turn_off("the spool is on a file system stacked too deep (overlayfs over FUSE?)");
+		turn_off("the spool is on a file system stacked too deep (overlayfs over FUSE?)",
+			 0);
 		break;
-	case EINVAL:
-	case ENOTTY:
-	case EOPNOTSUPP: turn_off("the kernel refused a backing file"); break;
+	default:
+		/* EINVAL, ENOTTY, EOPNOTSUPP from the kernel; ENOSYS from an
+		 * emulator that does not know the ioctl (qemu-user); anything
+		 * else no later open would fare better with.  Left on, every
+		 * open would fall back to direct I/O, where shared mmap fails:
+		 * off for the whole mount, said once. */
+		turn_off("the kernel refused a backing file", err);
+		break;
 	}
 	return -err;
 }
