@@ -29,11 +29,20 @@ static int check_not_hidden(const char *path)
 	return layout_is_fuse_hidden(slash ? slash + 1 : path) ? -EPERM : 0;
 }
 
+/* A folder is read with getdents64 and each entry named by its own d_off,
+ * the file system's 64-bit cookie for "after this entry".  telldir and
+ * seekdir carry it in a long, which cuts it on 32-bit systems (ext4 hands
+ * 64-bit hash cookies to a process the kernel sees as 64-bit, as under
+ * qemu-user), and a cut cookie repeats or loses entries when the kernel
+ * asks again from the middle of a reply it could not use whole. */
+#define DIR_BUF_BYTES 32768
+
 struct fs_dir {
-	DIR *dp;
+	int fd;
 	uid_t uid;
-	struct dirent *entry;
-	off_t offset;
+	off_t offset;    /* of the entry at buf + pos */
+	size_t pos, len; /* the unread part of the last getdents64 */
+	_Alignas(struct dirent64) char buf[DIR_BUF_BYTES];
 };
 
 /* ---- folders ---- */
@@ -76,7 +85,7 @@ int fs_rmdir(const char *path)
 int fs_opendir(const char *path, struct fuse_file_info *fi)
 {
 	struct fs_dir *d = calloc(1, sizeof(*d));
-	int fd, rc;
+	int rc;
 
 	if (!d)
 		return -ENOMEM;
@@ -85,12 +94,9 @@ int fs_opendir(const char *path, struct fuse_file_info *fi)
 		free(d);
 		return rc;
 	}
-	fd = beneath_open(ctx()->files_fd, rel(path), O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
-	d->dp = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d->dp) {
-		rc = fd < 0 ? fd : -errno;
-		if (fd >= 0)
-			close(fd);
+	d->fd = beneath_open(ctx()->files_fd, rel(path), O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	if (d->fd < 0) {
+		rc = d->fd;
 		fdbudget_give(d->uid);
 		free(d);
 		return rc;
@@ -105,35 +111,41 @@ int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t offset
 	struct fs_dir *d = (struct fs_dir *)(uintptr_t)fi->fh;
 
 	if (offset != d->offset) {
-		seekdir(d->dp, offset);
-		d->entry = NULL;
+		if (lseek(d->fd, offset, SEEK_SET) < 0)
+			return -errno;
+		d->pos = d->len = 0;
 		d->offset = offset;
 	}
 	for (;;) {
 		enum fuse_fill_dir_flags fill = 0;
+		struct dirent64 *de;
 		struct stat st;
-		off_t next;
 
-		if (!d->entry) {
-			d->entry = readdir(d->dp);
-			if (!d->entry)
+		if (d->pos >= d->len) {
+			ssize_t n = getdents64(d->fd, d->buf, sizeof(d->buf));
+
+			if (n < 0)
+				return -errno;
+			if (n == 0)
 				break;
+			d->pos = 0;
+			d->len = (size_t)n;
 		}
-		next = telldir(d->dp);
-		if (layout_is_fuse_hidden(d->entry->d_name))
+		de = (struct dirent64 *)(d->buf + d->pos);
+		if (layout_is_fuse_hidden(de->d_name))
 			goto skip;
 		memset(&st, 0, sizeof(st));
-		st.st_ino = d->entry->d_ino;
-		st.st_mode = (mode_t)DTTOIF(d->entry->d_type);
+		st.st_ino = de->d_ino;
+		st.st_mode = (mode_t)DTTOIF(de->d_type);
 		/* Attributes now save `ls -l` a LOOKUP round trip per entry. */
 		if ((flags & FUSE_READDIR_PLUS) &&
-		    fstatat(dirfd(d->dp), d->entry->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		    fstatat(d->fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
 			fill = FUSE_FILL_DIR_PLUS;
-		if (filler(buf, d->entry->d_name, &st, next, fill))
+		if (filler(buf, de->d_name, &st, de->d_off, fill))
 			break;
 	skip:
-		d->entry = NULL;
-		d->offset = next;
+		d->pos += de->d_reclen;
+		d->offset = de->d_off;
 	}
 	return 0;
 }
@@ -142,7 +154,7 @@ int fs_releasedir(const char *path, struct fuse_file_info *fi)
 {
 	struct fs_dir *d = (struct fs_dir *)(uintptr_t)fi->fh;
 
-	closedir(d->dp);
+	close(d->fd);
 	fdbudget_give(d->uid);
 	free(d);
 	return 0;

@@ -28,7 +28,17 @@
 #define FIELD_PATH_MAX 4096
 #define FIELD_RESULT_MAX 1024
 #define PREALLOCATE_STEP (1024 * 1024)
-#define REPLAY_MAX_BYTES ((off_t)1 << 31)
+/* How much journal replay may read into memory.  Replay holds the whole
+ * file and builds the queue from it, together a few times its size, and
+ * a board may have 1 GB in all, shared with the camera software writing
+ * to the mount: an eighth of physical memory (128 MiB on 1 GB), at least
+ * 32 MiB, at most 1 GiB.  A healthy journal is far smaller: compaction
+ * keeps it under 8 MiB or 1 KiB per file in memory (queue_recovery.c), so
+ * 128 MiB is some 100,000 files waiting to go up.  A bigger one is set
+ * aside like one that is not a journal, and the spool decides. */
+#define REPLAY_MIN_BYTES ((uint64_t)32 << 20)
+#define REPLAY_MAX_BYTES ((uint64_t)1 << 30)
+#define REPLAY_UNKNOWN_BYTES ((uint64_t)256 << 20)
 
 /* A growable run of formatted records. */
 struct text {
@@ -413,7 +423,21 @@ uint64_t journal_size(struct journal *j)
 
 /* ---- replay ---- */
 
-static int read_journal(int state_fd, char **buf, size_t *len)
+static uint64_t replay_max_bytes(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+	/* In 64 bits: a long is 32 on armhf, and 4 GiB of memory would
+	 * overflow it. */
+	uint64_t max =
+		pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page / 8 : REPLAY_UNKNOWN_BYTES;
+
+	if (max < REPLAY_MIN_BYTES)
+		return REPLAY_MIN_BYTES;
+	return max > REPLAY_MAX_BYTES ? REPLAY_MAX_BYTES : max;
+}
+
+/* -EFBIG: more than STATS->max_bytes, or more than malloc would give. */
+static int read_journal(int state_fd, char **buf, size_t *len, struct journal_replay_stats *stats)
 {
 	struct stat st;
 	size_t got = 0;
@@ -423,16 +447,20 @@ static int read_journal(int state_fd, char **buf, size_t *len)
 	*len = 0;
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > REPLAY_MAX_BYTES) {
-		int rc = S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
-
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		return rc;
+		return -EINVAL;
+	}
+	stats->bytes = (uint64_t)st.st_size;
+	stats->max_bytes = replay_max_bytes();
+	if (stats->bytes > stats->max_bytes) {
+		close(fd);
+		return -EFBIG;
 	}
 	*buf = malloc((size_t)st.st_size + 1);
 	if (!*buf) {
 		close(fd);
-		return -ENOMEM;
+		return -EFBIG;
 	}
 	while (got < (size_t)st.st_size) {
 		ssize_t n = read(fd, *buf + got, (size_t)st.st_size - got);
@@ -451,9 +479,12 @@ int journal_replay(int state_fd, void (*apply)(void *arg, const struct journal_r
 {
 	size_t len, hlen = strlen(JOURNAL_HEADER);
 	char *buf, *p, *end;
-	int rc = read_journal(state_fd, &buf, &len);
+	int rc;
 
 	memset(stats, 0, sizeof(*stats));
+	rc = read_journal(state_fd, &buf, &len, stats);
+	/* Failing would stop every start on this spool: rebuild instead. */
+	stats->too_big = rc == -EFBIG;
 	if (rc == -EFBIG || rc == -EINVAL)
 		goto set_aside;
 	if (rc < 0 || len == 0) {
@@ -482,8 +513,9 @@ int journal_replay(int state_fd, void (*apply)(void *arg, const struct journal_r
 	free(buf);
 	return 0;
 set_aside:
-	/* Not ours to read: keep it for a human, start from the spool.  If
-	 * it cannot be moved aside, it must not be overwritten either. */
+	/* Not ours to read, or not in this memory: keep it for a human,
+	 * start from the spool.  If it cannot be moved aside, it must not be
+	 * overwritten either. */
 	free(buf);
 	stats->bad_header = true;
 	if (renameat(state_fd, JOURNAL_NAME, state_fd, JOURNAL_BAD) < 0)

@@ -64,11 +64,17 @@ struct journal_replay_stats {
 	size_t records;  /* applied */
 	size_t damaged;  /* lines skipped: bad CRC, bad fields */
 	bool torn_tail;  /* the last line was cut short */
-	bool bad_header; /* not a journal at all; set aside */
+	bool bad_header; /* not a journal at all, or too_big; set aside */
+	/* Too big to replay in memory: BYTES, more than MAX_BYTES (a share
+	 * of physical memory) or than malloc would give. */
+	bool too_big;
+	uint64_t bytes, max_bytes;
 };
 
 /* Call APPLY for every good record of STATE_FD/journal, in order.  A
- * missing journal is an empty one.  Returns 0 or -errno on a read error. */
+ * missing journal is an empty one; one that is not a journal, or too big
+ * to replay in memory (a fraction of physical memory), is renamed
+ * journal.bad (STATS says which).  Returns 0 or -errno on a read error. */
 int journal_replay(int state_fd, void (*apply)(void *arg, const struct journal_record *r),
 		   void *arg, struct journal_replay_stats *stats);
 

@@ -22,12 +22,21 @@
 #include "log.h"
 #include "passthrough.h"
 
-/* Protocol 7.40 pieces that Debian 12's <linux/fuse.h> (7.38) lacks.  The
- * names are ours so that newer headers do not clash. */
+/* The INIT flags2 word (FUSE_INIT_EXT) came with 7.36; older headers
+ * cannot describe what this file reads and writes. */
+#if FUSE_KERNEL_MINOR_VERSION < 36
+#error "<linux/fuse.h> older than protocol 7.36 (Linux 5.17)"
+#endif
+
+/* Protocol 7.38 and 7.40 pieces that <linux/fuse.h> may lack: Debian 12's
+ * own headers say 7.38, its cross headers (linux-libc-dev-*-cross, from
+ * Linux 6.1.4) 7.37.  The names are ours so that newer headers do not
+ * clash. */
 #define PT_INIT_PASSTHROUGH (1ULL << 37)
 #define PT_FOPEN_PASSTHROUGH (1u << 7)
+#define PT_FOPEN_PARALLEL_DIRECT_WRITES (1u << 6)
 /* What the kernel accepts alongside FOPEN_PASSTHROUGH. */
-#define PT_FOPEN_ALLOWED (FOPEN_DIRECT_IO | FOPEN_NOFLUSH | FOPEN_PARALLEL_DIRECT_WRITES)
+#define PT_FOPEN_ALLOWED (FOPEN_DIRECT_IO | FOPEN_NOFLUSH | PT_FOPEN_PARALLEL_DIRECT_WRITES)
 /* The spool may itself be stacked (overlayfs in a container, depth 1);
  * nothing needs to stack on top of the mount. */
 #define PT_MAX_STACK_DEPTH 2
@@ -160,13 +169,15 @@ bool passthrough_patch_open(void *payload, size_t len, uint64_t fh, int backing_
 
 /* ---- state ---- */
 
-static void turn_off(const char *why)
+/* ERR, when not 0, is told too: WHY alone does not say what happened. */
+static void turn_off(const char *why, int err)
 {
 	const char *was = NULL;
 
 	atomic_store(&pt.ready, false);
 	if (atomic_compare_exchange_strong(&pt.off_reason, &was, why))
-		log_info("file data now goes through the daemon: %s", why);
+		log_info("file data now goes through the daemon: %s%s%s", why, err ? ": " : "",
+			 err ? strerror(err) : "");
 }
 
 bool passthrough_ready(void)
@@ -210,15 +221,28 @@ static int backing_open(int fd)
 	if (id >= 0)
 		return id;
 	switch (err) {
+	case ENOMEM:
+	case ENFILE:
+	case EMFILE:
+	case ENOSPC:
+		/* Short of memory, descriptors or backing ids: this open goes
+		 * through the daemon, the next may not. */
+		break;
 	case EPERM:
-		turn_off("the kernel refused a backing file (passthrough needs CAP_SYS_ADMIN)");
+		turn_off("the kernel refused a backing file (passthrough needs CAP_SYS_ADMIN)", 0);
 		break;
 	case ELOOP:
-		turn_off("the spool is on a file system stacked too deep (overlayfs over FUSE?)");
+		turn_off("the spool is on a file system stacked too deep (overlayfs over FUSE?)",
+			 0);
 		break;
-	case EINVAL:
-	case ENOTTY:
-	case EOPNOTSUPP: turn_off("the kernel refused a backing file"); break;
+	default:
+		/* EINVAL, ENOTTY, EOPNOTSUPP from the kernel; ENOSYS from an
+		 * emulator that does not know the ioctl (qemu-user); anything
+		 * else no later open would fare better with.  Left on, every
+		 * open would fall back to direct I/O, where shared mmap fails:
+		 * off for the whole mount, said once. */
+		turn_off("the kernel refused a backing file", err);
+		break;
 	}
 	return -err;
 }
@@ -358,6 +382,10 @@ static ssize_t hook_writev(int fd, struct iovec *iov, int count, void *userdata)
 	}
 	return n;
 }
+
+/* libfuse's hook passes off_t where splice(2) takes loff_t: the same type
+ * only with a 64-bit off_t (AC_SYS_LARGEFILE on 32-bit systems). */
+_Static_assert(sizeof(off_t) == sizeof(loff_t), "splice offsets need a 64-bit off_t");
 
 /* Both directions: libfuse treats splice as unsupported unless a custom
  * I/O provides it. */

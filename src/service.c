@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -156,7 +157,12 @@ static int recover_queue(struct service *s)
 	if (rc < 0)
 		return service_fail("cannot read the queue journal in %s: %s", s->spool.state_path,
 				    strerror(-rc));
-	if (js.bad_header)
+	if (js.too_big)
+		log_warn("the queue journal is too big to replay in memory (%" PRIu64
+			 " MiB, at most %" PRIu64 " MiB here); set aside as journal.bad, "
+			 "rebuilding the queue from the files",
+			 js.bytes >> 20, js.max_bytes >> 20);
+	else if (js.bad_header)
 		log_warn("the queue journal was not readable; set aside as journal.bad, "
 			 "rebuilding the queue from the files");
 	if (js.damaged || js.torn_tail)

@@ -203,6 +203,19 @@ t.eq(rc, 0, "a journal that is not one is set aside; the spool decides")
 t.ok(os.path.exists(os.path.join(os.path.dirname(m.journal()), "journal.bad")), "the bad journal is kept")
 stored_once(emu, dict(done, **pending), "nothing stored twice after rebuilding from the spool")
 m.stop()
+# A journal too big to replay in memory (sparse, 3 GiB: past any share of
+# memory the daemon allows itself) is set aside the same way.
+os.unlink(os.path.join(os.path.dirname(m.journal()), "journal.bad"))
+with open(m.journal(), "r+b") as f:
+    f.truncate(3 << 30)
+m.restart()
+rc, out, err = m.wait_done()
+t.eq(rc, 0, "a journal too big to replay is set aside; the spool decides", m.log())
+t.ok("too big to replay in memory" in m.log(), "and the log says why", m.log())
+t.ok(os.path.exists(os.path.join(os.path.dirname(m.journal()), "journal.bad")), "it is kept")
+t.ok(os.path.getsize(m.journal()) < 1 << 20, "a new journal is written")
+stored_once(emu, dict(done, **pending), "nothing stored twice after rebuilding again")
+m.stop()
 
 # ---- 300 files against a service that fails half the time ----
 root = workdir("faults")

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -94,6 +95,23 @@ static void test_file(void)
 	journal_replay(dfd, count_record, &log, &st);
 	ok(st.bad_header && log.count == 0, "a file that is not a journal is set aside");
 	ok(faccessat(dfd, "journal.bad", F_OK, 0) == 0, "as journal.bad");
+	unlinkat(dfd, "journal.bad", 0);
+
+	/* A real journal past what memory would hold (sparse: no disk
+	 * used).  3 GiB is also past a 32-bit off_t. */
+	is_int(journal_open(dfd, &j), 0, "a new journal");
+	journal_close(j);
+	fd = openat(dfd, "journal", O_WRONLY);
+	is_int(ftruncate(fd, (off_t)3 << 30), 0, "grown to 3 GiB");
+	close(fd);
+	log.count = 0;
+	is_int(journal_replay(dfd, count_record, &log, &st), 0, "a journal too big is no error");
+	ok(st.too_big && st.bad_header && log.count == 0, "it is set aside, not read");
+	ok(st.bytes == (uint64_t)3 << 30, "its size is told");
+	ok(st.max_bytes >= (32u << 20) && st.max_bytes <= (1u << 30),
+	   "the limit is between 32 MiB and 1 GiB (%" PRIu64 " MiB here)", st.max_bytes >> 20);
+	ok(faccessat(dfd, "journal.bad", F_OK, 0) == 0 && faccessat(dfd, "journal", F_OK, 0) < 0,
+	   "as journal.bad");
 	unlinkat(dfd, "journal.bad", 0);
 	unlinkat(dfd, "journal", 0);
 	close(dfd);
