@@ -143,6 +143,8 @@ void source_reset(struct queue *q, struct annot_source *s)
 	free(s->error);
 	s->error = NULL;
 	s->stored = s->duplicates = s->failed = s->late = 0;
+	/* Unread again: counted as such, no longer listed. */
+	dataset_source_sync(q, s, false);
 }
 
 static void undirty(struct queue *q, struct annot_source *s)
@@ -162,6 +164,8 @@ static void source_free(struct queue *q, struct annot_source *s)
 {
 	undirty(q, s);
 	source_reset(q, s);
+	dataset_source_sync(q, s, true);
+	free(s->scope_dir);
 	free(s->dir);
 	free(s);
 }
@@ -199,18 +203,18 @@ static int source_moved(struct queue *q, struct annot_source *s, char *dir)
 }
 
 /* What E's path makes of it: a .labels file (SCOPE_NONE, true), a file
- * that may be a dataset's (its scope, true; *DIR what it speaks for), or
- * neither (false). */
+ * that may be a dataset's (its scope, true), or neither (false); *DIR
+ * the key of the index, *SCOPE_DIR as dataset_scope_of says. */
 static bool source_kind(struct queue *q, const struct entry *e, enum dataset_scope *scope,
-			char **dir)
+			char **dir, char **scope_dir)
 {
-	*dir = NULL;
+	*dir = *scope_dir = NULL;
 	*scope = SCOPE_NONE;
 	if (is_annotation_path(q, e->path)) {
 		*dir = strndup(e->path, dir_len(e->path));
 		return true;
 	}
-	*scope = dataset_scope_of(q, e->path, dir);
+	*scope = dataset_scope_of(q, e->path, dir, scope_dir);
 	return *scope != SCOPE_NONE;
 }
 
@@ -218,10 +222,14 @@ void annot_track(struct queue *q, struct entry *e)
 {
 	struct annot_source *s = e->source;
 	enum dataset_scope scope;
-	char *dir;
-	bool annotation = source_kind(q, e, &scope, &dir);
+	char *dir, *scope_dir;
+	bool annotation = source_kind(q, e, &scope, &dir, &scope_dir);
 
 	if (s && annotation && s->info == is_info_path(e->path) && s->scope == scope) {
+		dataset_source_sync(q, s, true);
+		free(s->scope_dir);
+		s->scope_dir = scope_dir;
+		dataset_source_sync(q, s, false);
 		if (source_moved(q, s, dir) == 0)
 			return;
 		goto oom;
@@ -240,7 +248,10 @@ void annot_track(struct queue *q, struct entry *e)
 	s->ino = e->ino;
 	s->info = is_info_path(e->path);
 	s->scope = scope;
+	s->scope_dir = scope_dir;
+	scope_dir = NULL;
 	e->source = s;
+	dataset_source_sync(q, s, false);
 	/* Known already (brought back from the trash, renamed from another
 	 * kind): read it again before its samples go. */
 	if (e->state != FILE_WRITING && e->state != FILE_IGNORED)
@@ -249,6 +260,7 @@ void annot_track(struct queue *q, struct entry *e)
 oom:
 	/* Without a source it would go as a sample: make it say why not. */
 	free(dir);
+	free(scope_dir);
 	if (s && s != e->source) {
 		free(s->dir);
 		free(s);

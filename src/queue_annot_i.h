@@ -24,10 +24,17 @@ enum dataset_scope {
 struct annot_source {
 	struct entry *e;
 	uint64_t ino;
-	char *dir;                         /* the folder it speaks for; "" is the root */
-	bool info;                         /* info.labels: read here, never sent */
-	enum dataset_scope scope;          /* a dataset file, or a file that may be one */
-	struct dataset *ds;                /* what was read of a dataset file */
+	char *dir;                /* the folder it speaks for; "" is the root */
+	bool info;                /* info.labels: read here, never sent */
+	enum dataset_scope scope; /* a dataset file, or a file that may be one */
+	struct dataset *ds;       /* what was read of a dataset file */
+	/* SCOPE_BELOW: indexed under its own path (a folder of 10,000 .json
+	 * samples must not make one chain), with the folder it would speak
+	 * for here; counted there while unread, listed (q->below) once read
+	 * as a dataset.  See dataset_source_sync. */
+	char *scope_dir;
+	bool unread_counted, listed;
+	struct annot_source *below_next;
 	struct annot_file *file;           /* what was read; NULL until then, or on error */
 	char *error;                       /* why it could not be used */
 	bool due;                          /* settled: to be read */
@@ -68,8 +75,13 @@ int annot_append(char *buf, size_t size, size_t *len, const char *fmt, ...)
 
 /* queue_dataset.c */
 /* Whether PATH may be a dataset file, and how it would speak: then
- * *DIR (malloc'd) is what it speaks for. */
-enum dataset_scope dataset_scope_of(const struct queue *q, const char *path, char **dir);
+ * *DIR (malloc'd) is the key it is indexed under, and *SCOPE_DIR
+ * (malloc'd, SCOPE_BELOW only, else NULL) the folder it speaks for. */
+enum dataset_scope dataset_scope_of(const struct queue *q, const char *path, char **dir,
+				    char **scope_dir);
+/* Keep S's unread count and its place in q->below as its state says;
+ * GONE: it is being freed. */
+void dataset_source_sync(struct queue *q, struct annot_source *s, bool gone);
 /* The dataset's say on sample E: false while it must wait. */
 bool dataset_plan(struct queue *q, struct entry *e, bool waited_long, int64_t now,
 		  struct sample_plan *p);

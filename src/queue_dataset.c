@@ -99,14 +99,15 @@ static char *swap_component(const char *folder, size_t len, const char *from, co
 	return strndup(folder, len);
 }
 
-enum dataset_scope dataset_scope_of(const struct queue *q, const char *path, char **dir)
+enum dataset_scope dataset_scope_of(const struct queue *q, const char *path, char **dir,
+				    char **scope_dir)
 {
 	const char *base = path_base(path), *ext = ext_of(base);
 	size_t flen = dir_len(path);
 	char *folder = NULL;
 	enum dataset_scope scope;
 
-	*dir = NULL;
+	*dir = *scope_dir = NULL;
 	if (q->cfg.no_datasets || !layout_dataset_candidate(path))
 		return SCOPE_NONE;
 	if (is_names_file(base)) {
@@ -127,28 +128,54 @@ enum dataset_scope dataset_scope_of(const struct queue *q, const char *path, cha
 		if (flen >= 11 && strncasecmp(path + flen - 11, "annotations", 11) == 0 &&
 		    (flen == 11 || path[flen - 12] == '/'))
 			flen = flen > 12 ? flen - 12 : 0;
-		*dir = strndup(path, flen);
+		*dir = strdup(path);
+		*scope_dir = strndup(path, flen);
+		if (!*scope_dir) {
+			free(*dir);
+			*dir = NULL;
+		}
 	}
 	return *dir ? scope : SCOPE_NONE;
 }
 
+void dataset_source_sync(struct queue *q, struct annot_source *s, bool gone)
+{
+	bool below = s->scope == SCOPE_BELOW && s->scope_dir && !gone;
+	bool unread = below && !s->ds && !s->error, listed = below && s->ds;
+	struct annot_source **pp;
+
+	if (s->unread_counted != unread)
+		s->unread_counted = dirs_count_unread(q, s->scope_dir, unread ? +1 : -1) == unread;
+	if (s->listed == listed)
+		return;
+	if (listed) {
+		s->below_next = q->below;
+		q->below = s;
+	} else {
+		for (pp = &q->below; *pp && *pp != s; pp = &(*pp)->below_next)
+			;
+		if (*pp)
+			*pp = s->below_next;
+	}
+	s->listed = listed;
+}
+
 /* ---- the images a source names ---- */
 
-/* The sample KEY names below S's folder (a name, or without extension). */
-static struct entry *image_named(struct queue *q, const struct annot_source *s, const char *key,
-				 bool by_stem)
+/* The sample KEY names in FOLDER (a name, or without extension). */
+static struct entry *image_named(struct queue *q, const char *folder, const char *key, bool by_stem)
 {
 	char path[4096];
 	struct entry *e;
 
 	if (!by_stem) {
-		if ((size_t)snprintf(path, sizeof(path), "%s%s%s", s->dir, s->dir[0] ? "/" : "",
+		if ((size_t)snprintf(path, sizeof(path), "%s%s%s", folder, folder[0] ? "/" : "",
 				     key) >= sizeof(path))
 			return NULL;
 		return entry_find_path(q, path);
 	}
 	for (size_t i = 0; i < sizeof(image_exts) / sizeof(image_exts[0]); i++) {
-		if ((size_t)snprintf(path, sizeof(path), "%s%s%s.%s", s->dir, s->dir[0] ? "/" : "",
+		if ((size_t)snprintf(path, sizeof(path), "%s%s%s.%s", folder, folder[0] ? "/" : "",
 				     key, image_exts[i]) >= sizeof(path))
 			return NULL;
 		if ((e = entry_find_path(q, path)))
@@ -157,21 +184,17 @@ static struct entry *image_named(struct queue *q, const struct annot_source *s, 
 	return NULL;
 }
 
-/* For SCOPE_IMAGE, the dir is the image's path without extension. */
+/* The I-th image S names: beside it (SCOPE_IMAGE, whose dir is the
+ * image's path without extension), or in the folder it speaks for. */
 static struct entry *image_of(struct queue *q, const struct annot_source *s, size_t i)
 {
 	const char *key = s->ds->images[i].key;
+	char folder[4096];
 
-	if (s->scope == SCOPE_IMAGE) {
-		struct annot_source one = *s;
-		size_t d = dir_len(s->dir);
-		char folder[4096];
-
-		snprintf(folder, sizeof(folder), "%.*s", (int)d, s->dir);
-		one.dir = folder;
-		return image_named(q, &one, key, s->ds->by_stem);
-	}
-	return image_named(q, s, key, s->ds->by_stem);
+	if (s->scope == SCOPE_BELOW)
+		return image_named(q, s->scope_dir, key, s->ds->by_stem);
+	snprintf(folder, sizeof(folder), "%.*s", (int)dir_len(s->dir), s->dir);
+	return image_named(q, folder, key, s->ds->by_stem);
 }
 
 struct image_tally {
@@ -297,6 +320,7 @@ void queue_dataset_done(struct queue *q, const struct queue_load *load, struct d
 		if (s->fresh && s->scope != SCOPE_NAMES)
 			s->late = count_late(q, s);
 	}
+	dataset_source_sync(q, s, false);
 	e->maybe_sent = true; /* this content was read */
 	s->fresh = false;
 	dataset_refresh(q, s);
@@ -482,6 +506,33 @@ static size_t label_root_len(const char *path)
 	return second ? (size_t)(second - path) : (size_t)(slash - path);
 }
 
+/* COCO and CSV files that speak for the folder of LEN bytes of E's path:
+ * the ones read (q->below), and a wait while some there are not read yet.
+ * A .json or .csv sample does not wait for others like it (a folder of
+ * sensor data is read one file after the other). */
+static bool below_sources(struct queue *q, struct entry *e, size_t len, bool waited_long,
+			  struct sample_plan *p, struct found *f)
+{
+	char why[160];
+
+	if (!waited_long && dir_has_unread(q, e->path, len) && !layout_dataset_candidate(e->path)) {
+		snprintf(why, sizeof(why),
+			 "waiting for the .json and .csv files of %.*s to be read", (int)len,
+			 e->path);
+		if (!e->result || strcmp(e->result, why) != 0)
+			entry_set_result(e, why);
+		return false;
+	}
+	for (struct annot_source *s = q->below; s && !f->img; s = s->below_next) {
+		if (strlen(s->scope_dir) != len || memcmp(s->scope_dir, e->path, len) != 0)
+			continue;
+		if ((f->img = dataset_find(s->ds, path_base(e->path))) ||
+		    (f->img = dataset_find(s->ds, e->path + len + (len ? 1 : 0))))
+			f->src = s;
+	}
+	return true;
+}
+
 /* Sources for E's own image (SCOPE_IMAGE) and above it.  False while it
  * must wait for one of them. */
 static bool find_sources(struct queue *q, struct entry *e, bool waited_long, struct sample_plan *p,
@@ -503,23 +554,19 @@ static bool find_sources(struct queue *q, struct entry *e, bool waited_long, str
 			f->src = s;
 	}
 	for (len = dir_len(e->path);; len = path_parent_len(e->path, len)) {
+		if (!below_sources(q, e, len, waited_long, p, f))
+			return false;
 		for (struct annot_source *s = source_in(q, e->path, len, NULL); s;
 		     s = source_in(q, e->path, len, s)) {
-			if (s->scope != SCOPE_BELOW && s->scope != SCOPE_NAMES)
+			if (s->scope != SCOPE_NAMES)
 				continue;
 			if (!source_ready(s)) {
 				if (source_wait(e, s, p, waited_long))
 					return false;
 				continue;
 			}
-			if (!s->ds)
-				continue;
-			if (s->scope == SCOPE_NAMES && !f->names)
+			if (s->ds && !f->names)
 				f->names = s;
-			else if (s->scope == SCOPE_BELOW && !f->img &&
-				 ((f->img = dataset_find(s->ds, base)) ||
-				  (f->img = dataset_find(s->ds, e->path + len + (len ? 1 : 0)))))
-				f->src = s;
 		}
 		if (len == 0)
 			return true;

@@ -112,6 +112,7 @@ struct queue {
 	size_t ndirs_buckets, ndirs;
 	struct source_index sources;        /* annotation files, by folder */
 	struct annot_source *dirty_sources; /* whose status is to be worked out again */
+	struct annot_source *below;         /* datasets read that speak for a folder */
 	void (*wake)(void *);
 	void *wake_arg;
 	/* The uploader looks again by planned_ms without being woken
@@ -187,6 +188,9 @@ void dirs_touch(struct queue *q, const char *path, int64_t now);
 /* A dataset file at PATH was read (SIGN +1) or forgotten (-1). */
 void dirs_count_dataset(struct queue *q, const char *path, int sign);
 bool dir_has_dataset(struct queue *q, const char *dir, size_t len);
+/* Files in DIR that may speak for the images below it, not yet read. */
+bool dirs_count_unread(struct queue *q, const char *dir, int sign);
+bool dir_has_unread(struct queue *q, const char *dir, size_t len);
 /* Whether files arrived below DIR less than QUIET_MS ago; *QUIET_AT when
  * it will have been quiet long enough. */
 bool dir_busy_with_dataset(struct queue *q, const char *dir, size_t len, int64_t now,

@@ -110,6 +110,7 @@ struct dir_counts {
 	struct queue_counts c;
 	int64_t active_ms; /* when a file below was last made or written */
 	size_t datasets;   /* dataset files read below (queue_dataset.c) */
+	size_t unread;     /* files that may speak for this folder, not read yet */
 	struct dir_counts *next;
 };
 
@@ -268,6 +269,23 @@ bool dir_busy_with_dataset(struct queue *q, const char *dir, size_t len, int64_t
 		return false;
 	*quiet_at = d->active_ms + quiet_ms;
 	return now < *quiet_at;
+}
+
+bool dirs_count_unread(struct queue *q, const char *dir, int sign)
+{
+	struct dir_counts *d = dir_get(q, dir, strlen(dir));
+
+	if (!d)
+		return false; /* out of memory: not counted, so no wait for it */
+	d->unread += (size_t)(ssize_t)sign;
+	return true;
+}
+
+bool dir_has_unread(struct queue *q, const char *dir, size_t len)
+{
+	struct dir_counts *d = dir_find(q, dir, len, hash_bytes(dir, len));
+
+	return d && d->unread > 0;
 }
 
 bool dir_has_dataset(struct queue *q, const char *dir, size_t len)

@@ -168,7 +168,8 @@ static int recover_queue(struct service *s)
 	if (js.damaged || js.torn_tail)
 		log_warn("the queue journal had %zu damaged line(s)%s; the files decide",
 			 js.damaged, js.torn_tail ? " and a torn last line" : "");
-	found = reconcile_spool(s, clean && !js.bad_header && !js.damaged && !js.torn_tail);
+	found = reconcile_spool(s, clean && !js.bad_header && !js.too_big && !js.damaged &&
+					   !js.torn_tail);
 	if (found < 0)
 		return service_fail("cannot read %s: %s", s->spool.files_path,
 				    strerror((int)-found));
