@@ -229,9 +229,12 @@ void annot_track(struct queue *q, struct entry *e)
 		dataset_source_sync(q, s, true);
 		free(s->scope_dir);
 		s->scope_dir = scope_dir;
+		scope_dir = NULL;
 		dataset_source_sync(q, s, false);
 		if (source_moved(q, s, dir) == 0)
 			return;
+		if (s->dir == dir)
+			dir = NULL; /* taken over, freed with S */
 		goto oom;
 	}
 	annot_untrack(q, e);
@@ -290,9 +293,9 @@ void annot_content_changed(struct queue *q, struct entry *e)
 {
 	if (!e->source)
 		return;
-	source_reset(q, e->source);
 	e->source->due = false;
 	e->source->fresh = true;
+	source_reset(q, e->source);
 }
 
 void annot_make_due(struct queue *q, struct entry *e, bool fresh)
@@ -305,7 +308,13 @@ void annot_make_due(struct queue *q, struct entry *e, bool fresh)
 		entry_set_state(q, e, FILE_PENDING);
 		entry_set_result(e, "waiting to be read");
 	}
+	dataset_source_sync(q, s, false);
 	wake_uploader(q);
+}
+
+void annot_state_changed(struct queue *q, struct entry *e)
+{
+	dataset_source_sync(q, e->source, false);
 }
 
 /* ---- reading ---- */

@@ -30,10 +30,11 @@ struct annot_source {
 	struct dataset *ds;       /* what was read of a dataset file */
 	/* SCOPE_BELOW: indexed under its own path (a folder of 10,000 .json
 	 * samples must not make one chain), with the folder it would speak
-	 * for here; counted there while unread, listed (q->below) once read
+	 * for here; counted there while unread (and apart while being read),
+	 * listed (q->below) once read
 	 * as a dataset.  See dataset_source_sync. */
 	char *scope_dir;
-	bool unread_counted, listed;
+	bool unread_counted, imminent_counted, listed;
 	struct annot_source *below_next;
 	struct annot_file *file;           /* what was read; NULL until then, or on error */
 	char *error;                       /* why it could not be used */

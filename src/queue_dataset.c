@@ -138,14 +138,31 @@ enum dataset_scope dataset_scope_of(const struct queue *q, const char *path, cha
 	return *dir ? scope : SCOPE_NONE;
 }
 
+/* Keep S counted in COUNTED (unread or imminent) as WANT says. */
+static void count_unread(struct queue *q, struct annot_source *s, bool *counted, bool want,
+			 bool imminent)
+{
+	if (*counted != want)
+		*counted = dirs_count_unread(q, s->scope_dir, imminent, want ? +1 : -1) == want;
+}
+
 void dataset_source_sync(struct queue *q, struct annot_source *s, bool gone)
 {
 	bool below = s->scope == SCOPE_BELOW && s->scope_dir && !gone;
-	bool unread = below && !s->ds && !s->error, listed = below && s->ds;
+	bool unread = false, imminent = false, listed = below && s->ds;
 	struct annot_source **pp;
 
-	if (s->unread_counted != unread)
-		s->unread_counted = dirs_count_unread(q, s->scope_dir, unread ? +1 : -1) == unread;
+	/* Unread: to be read, as far as anyone knows.  A file that failed
+	 * while being written, or one not made due (brought back known),
+	 * will not be until someone acts: images must not wait for it.
+	 * Imminent: settled, and read in a moment. */
+	if (below && !s->ds && !s->error) {
+		imminent = s->due || s->loading;
+		unread = imminent || s->e->state == FILE_WRITING || s->e->state == FILE_PENDING ||
+			 s->e->writers > 0;
+	}
+	count_unread(q, s, &s->unread_counted, unread, false);
+	count_unread(q, s, &s->imminent_counted, imminent, true);
 	if (s->listed == listed)
 		return;
 	if (listed) {
@@ -329,6 +346,8 @@ void queue_dataset_done(struct queue *q, const struct queue_load *load, struct d
 	source_mark_dirty(q, s, now + 2 * DATASET_QUIET_MS);
 	wake_uploader(q);
 out:
+	if (e && e->source) /* S may be gone: not a dataset after all */
+		dataset_source_sync(q, e->source, false);
 	queue_unlock(q);
 }
 
@@ -508,20 +527,25 @@ static size_t label_root_len(const char *path)
 
 /* COCO and CSV files that speak for the folder of LEN bytes of E's path:
  * the ones read (q->below), and a wait while some there are not read yet.
- * A .json or .csv sample does not wait for others like it (a folder of
- * sensor data is read one file after the other). */
+ * A .json or .csv sample waits only for those being read this moment: a
+ * folder where a logger writes sensor files always has one unread (a
+ * plain CSV that labels such samples should come first, see DATASETS). */
 static bool below_sources(struct queue *q, struct entry *e, size_t len, bool waited_long,
 			  struct sample_plan *p, struct found *f)
 {
 	char why[160];
 
-	if (!waited_long && dir_has_unread(q, e->path, len) && !layout_dataset_candidate(e->path)) {
-		snprintf(why, sizeof(why),
-			 "waiting for the .json and .csv files of %.*s to be read", (int)len,
-			 e->path);
-		if (!e->result || strcmp(e->result, why) != 0)
-			entry_set_result(e, why);
-		return false;
+	if (dir_has_unread(q, e->path, len, layout_dataset_candidate(e->path))) {
+		if (waited_long) {
+			p->annotations_missed = true;
+		} else {
+			snprintf(why, sizeof(why),
+				 "waiting for the .json and .csv files of %.*s to be read",
+				 (int)len, e->path);
+			if (!e->result || strcmp(e->result, why) != 0)
+				entry_set_result(e, why);
+			return false;
+		}
 	}
 	for (struct annot_source *s = q->below; s && !f->img; s = s->below_next) {
 		if (strlen(s->scope_dir) != len || memcmp(s->scope_dir, e->path, len) != 0)

@@ -85,6 +85,7 @@ struct queue {
 	struct queue_config cfg;
 	struct entry **buckets;
 	size_t nbuckets, nentries;
+	size_t nentries_over; /* of them, whose upload is over: what a checkpoint takes */
 	struct entry **path_buckets;
 	size_t npath_buckets;
 	struct entry_list_head settling; /* ordered by due_ms: settle is constant */
@@ -188,9 +189,10 @@ void dirs_touch(struct queue *q, const char *path, int64_t now);
 /* A dataset file at PATH was read (SIGN +1) or forgotten (-1). */
 void dirs_count_dataset(struct queue *q, const char *path, int sign);
 bool dir_has_dataset(struct queue *q, const char *dir, size_t len);
-/* Files in DIR that may speak for the images below it, not yet read. */
-bool dirs_count_unread(struct queue *q, const char *dir, int sign);
-bool dir_has_unread(struct queue *q, const char *dir, size_t len);
+/* Files in DIR that may speak for the images below it, not yet read;
+ * IMMINENT: those of them being read now.  False: out of memory. */
+bool dirs_count_unread(struct queue *q, const char *dir, bool imminent, int sign);
+bool dir_has_unread(struct queue *q, const char *dir, size_t len, bool imminent);
 /* Whether files arrived below DIR less than QUIET_MS ago; *QUIET_AT when
  * it will have been quiet long enough. */
 bool dir_busy_with_dataset(struct queue *q, const char *dir, size_t len, int64_t now,
@@ -216,6 +218,8 @@ void annot_untrack(struct queue *q, struct entry *e);
 void annot_content_changed(struct queue *q, struct entry *e);
 /* E settled (or was recovered): read it before its samples go. */
 void annot_make_due(struct queue *q, struct entry *e, bool fresh);
+/* E, an annotation file, changed state (entry_set_state). */
+void annot_state_changed(struct queue *q, struct entry *e);
 
 /* What a sample's request carries, and which annotation files say so. */
 struct sample_plan {

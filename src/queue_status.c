@@ -111,6 +111,7 @@ struct dir_counts {
 	int64_t active_ms; /* when a file below was last made or written */
 	size_t datasets;   /* dataset files read below (queue_dataset.c) */
 	size_t unread;     /* files that may speak for this folder, not read yet */
+	size_t imminent;   /* of them, those being read now */
 	struct dir_counts *next;
 };
 
@@ -271,21 +272,21 @@ bool dir_busy_with_dataset(struct queue *q, const char *dir, size_t len, int64_t
 	return now < *quiet_at;
 }
 
-bool dirs_count_unread(struct queue *q, const char *dir, int sign)
+bool dirs_count_unread(struct queue *q, const char *dir, bool imminent, int sign)
 {
 	struct dir_counts *d = dir_get(q, dir, strlen(dir));
 
 	if (!d)
 		return false; /* out of memory: not counted, so no wait for it */
-	d->unread += (size_t)(ssize_t)sign;
+	*(imminent ? &d->imminent : &d->unread) += (size_t)(ssize_t)sign;
 	return true;
 }
 
-bool dir_has_unread(struct queue *q, const char *dir, size_t len)
+bool dir_has_unread(struct queue *q, const char *dir, size_t len, bool imminent)
 {
 	struct dir_counts *d = dir_find(q, dir, len, hash_bytes(dir, len));
 
-	return d && d->unread > 0;
+	return d && (imminent ? d->imminent : d->unread) > 0;
 }
 
 bool dir_has_dataset(struct queue *q, const char *dir, size_t len)

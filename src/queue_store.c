@@ -23,7 +23,7 @@
 /* A file stays in memory cfg.evict_after_ms after its upload ended: a
  * status read, a rename or a retry right after costs no index read.
  * Checkpoints come every cfg.checkpoint_every_ms, or sooner when this
- * many files wait. */
+ * many files whose upload is over are in memory. */
 #define CHECKPOINT_ENOUGH 4096
 /* Rows per transaction: a checkpoint keeps the uploader from its other
  * work for this many rows at most. */
@@ -212,12 +212,17 @@ static size_t checkpoint_settle(struct queue *q, const struct checkpoint *c, boo
 
 static bool checkpoint_due(struct queue *q, int64_t now, bool all)
 {
-	bool due;
+	bool due, work;
 
 	pthread_mutex_lock(&q->lock);
-	due = q->store &&
-	      (all || now - q->checkpoint_ms >= q->cfg.checkpoint_every_ms ||
-	       q->nentries >= CHECKPOINT_ENOUGH || q->tombstones.n >= CHECKPOINT_ENOUGH);
+	/* Nothing over, nothing removed, nothing counted: a round would walk
+	 * every entry under the lock for nothing (a camera offline for a
+	 * week has a million pending). */
+	work = q->nentries_over || q->tombstones.n || q->unstored.uploaded ||
+	       q->unstored.duplicate || q->unstored.failed;
+	due = q->store && (all || (work && (now - q->checkpoint_ms >= q->cfg.checkpoint_every_ms ||
+					    q->nentries_over >= CHECKPOINT_ENOUGH ||
+					    q->tombstones.n >= CHECKPOINT_ENOUGH)));
 	queue_unlock(q);
 	return due;
 }

@@ -159,6 +159,12 @@ static void path_index_grow(struct queue *q)
 	}
 }
 
+/* Its upload is over (or it is never sent): a checkpoint may take it. */
+static size_t entry_is_over(const struct entry *e)
+{
+	return state_is_final(e->state) || e->state == FILE_IGNORED;
+}
+
 static void table_remove(struct queue *q, struct entry *e)
 {
 	path_index_remove(q, e);
@@ -169,6 +175,7 @@ static void table_remove(struct queue *q, struct entry *e)
 	if (*pp)
 		*pp = e->hash_next;
 	q->nentries--;
+	q->nentries_over -= entry_is_over(e);
 }
 
 static struct entry_list_head *list_head(struct queue *q, enum entry_list which)
@@ -316,12 +323,16 @@ void entry_set_state(struct queue *q, struct entry *e, enum file_state state)
 	if (e->state == state)
 		return;
 	counts_add(q, e, -1);
+	q->nentries_over -= entry_is_over(e);
 	/* A retry goes back to pending: it waits since it first did. */
 	if (state == FILE_PENDING && e->state != FILE_UPLOADING)
 		e->waiting_ms = clock_now_ms();
 	e->state = state;
 	e->changed_seq = ++q->seq;
 	counts_add(q, e, +1);
+	q->nentries_over += entry_is_over(e);
+	if (e->source)
+		annot_state_changed(q, e);
 	if (state_is_final(state) || state == FILE_IGNORED) {
 		e->final_ms = clock_wall_ms();
 		/* A replayed state is no new outcome (queue_recovery.c). */
@@ -383,6 +394,7 @@ static void table_insert(struct queue *q, struct entry *e)
 	e->hash_next = q->buckets[bucket_of(q, e->ino)];
 	q->buckets[bucket_of(q, e->ino)] = e;
 	q->nentries++;
+	q->nentries_over += entry_is_over(e);
 	path_index_add(q, e);
 }
 
