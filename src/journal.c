@@ -58,6 +58,7 @@ struct journal {
 	struct text pending; /* appended, not yet written */
 	bool cutting;        /* a compaction is under way: */
 	struct text tail;    /* what was written since its snapshot */
+	size_t cut_skip;     /* pending bytes from before the cut, not for the tail */
 	uint64_t writes;     /* bumped at every write, to know what a sync covered */
 	uint64_t synced;     /* the writes an fdatasync covered */
 	bool no_sync;        /* benchmarks only: measure what durability costs */
@@ -341,18 +342,24 @@ int journal_encode(const struct journal_record *r, size_t n, char **out, size_t 
 	return 0;
 }
 
+/* Formatted straight into what is pending: this runs under the queue
+ * lock for every change of state. */
 int journal_append_many(struct journal *j, const struct journal_record *r, size_t n)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	int rc = journal_encode(r, n, &buf, &len);
+	char line[LINE_MAX_BYTES];
+	size_t start;
+	int rc = 0;
 
-	if (rc == 0 && len > 0) {
-		pthread_mutex_lock(&j->lock);
-		rc = text_add(&j->pending, buf, len);
-		pthread_mutex_unlock(&j->lock);
+	pthread_mutex_lock(&j->lock);
+	start = j->pending.len;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		int k = journal_format(&r[i], line, sizeof(line));
+
+		rc = k < 0 ? k : text_add(&j->pending, line, (size_t)k);
 	}
-	free(buf);
+	if (rc < 0)
+		j->pending.len = start; /* all of them or none */
+	pthread_mutex_unlock(&j->lock);
 	return rc;
 }
 
@@ -364,8 +371,10 @@ int journal_append(struct journal *j, const struct journal_record *r)
 /* Under j->lock. */
 static int write_pending(struct journal *j)
 {
+	size_t skip = j->cut_skip;
 	int rc;
 
+	j->cut_skip = 0;
 	if (j->pending.len == 0)
 		return 0;
 	reserve_ahead(j, j->pending.len);
@@ -373,7 +382,8 @@ static int write_pending(struct journal *j)
 	if (rc == 0) {
 		j->size += j->pending.len;
 		j->writes++;
-		if (j->cutting && text_add(&j->tail, j->pending.buf, j->pending.len) < 0)
+		if (j->cutting && j->pending.len > skip &&
+		    text_add(&j->tail, j->pending.buf + skip, j->pending.len - skip) < 0)
 			rc = -ENOMEM;
 	}
 	/* Failed or not, these are gone: the state in memory stays right;
@@ -525,14 +535,15 @@ set_aside:
 
 /* ---- compaction ---- */
 
+/* Runs under the queue lock, so it writes nothing: what is pending now
+ * is in the snapshot, and goes to the old file only (which stays whole
+ * until it is replaced), not to the tail. */
 void journal_cut(struct journal *j)
 {
 	pthread_mutex_lock(&j->lock);
-	/* Everything before the cut is in the snapshot: write it out to the
-	 * old file, which stays whole until it is replaced. */
-	write_pending(j);
 	j->tail.len = 0;
 	j->cutting = true;
+	j->cut_skip = j->pending.len;
 	pthread_mutex_unlock(&j->lock);
 }
 
