@@ -50,15 +50,6 @@ const char *annot_part_filename(enum annot_kind kind)
 
 /* ---- the index: key -> entry ---- */
 
-static uint64_t hash_of(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
-}
-
 static int build_index(struct annot_file *f)
 {
 	size_t size = 16;
@@ -70,7 +61,7 @@ static int build_index(struct annot_file *f)
 		return -ENOMEM;
 	f->index_size = size;
 	for (size_t i = 0; i < f->count; i++) {
-		size_t b = hash_of(f->keys[i]) & (size - 1);
+		size_t b = text_hash(f->keys[i], strlen(f->keys[i])) & (size - 1);
 
 		while (f->index[b] && strcmp(f->keys[f->index[b] - 1], f->keys[i]) != 0)
 			b = (b + 1) & (size - 1);
@@ -87,7 +78,7 @@ static ssize_t find_key(const struct annot_file *f, const char *key)
 
 	if (!f->index_size)
 		return -1;
-	for (b = hash_of(key) & (f->index_size - 1); f->index[b];
+	for (b = text_hash(key, strlen(key)) & (f->index_size - 1); f->index[b];
 	     b = (b + 1) & (f->index_size - 1)) {
 		if (strcmp(f->keys[f->index[b] - 1], key) == 0)
 			return (ssize_t)(f->index[b] - 1);

@@ -85,19 +85,10 @@ static const char *shown(char *dst, size_t size, const char *s, size_t n)
 
 /* ---- the key index and interned labels ---- */
 
-static uint64_t hash_of(const char *s, size_t n)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-	return h;
-}
-
 /* The slot holding S (N bytes), or the empty one where it would go. */
 static struct slot *map_slot(const struct dataset_index *m, const char *s, size_t n)
 {
-	size_t i = hash_of(s, n) & (m->size - 1);
+	size_t i = text_hash(s, n) & (m->size - 1);
 
 	while (m->slot[i].key && !(strncmp(m->slot[i].key, s, n) == 0 && m->slot[i].key[n] == '\0'))
 		i = (i + 1) & (m->size - 1);

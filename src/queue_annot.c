@@ -29,21 +29,13 @@
 #include "dataset.h"
 #include "queue_annot_i.h"
 #include "queue_i.h"
+#include "text.h"
 
 /* ---- the index: folder -> sources ---- */
 
-static uint64_t dir_hash(const char *dir, size_t len)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)dir[i]) * 1099511628211ull;
-	return h;
-}
-
 static struct annot_source **bucket(struct source_index *ix, const char *dir, size_t len)
 {
-	return &ix->buckets[dir_hash(dir, len) & (ix->nbuckets - 1)];
+	return &ix->buckets[text_hash(dir, len) & (ix->nbuckets - 1)];
 }
 
 static int index_grow(struct source_index *ix)
@@ -57,7 +49,7 @@ static int index_grow(struct source_index *ix)
 		struct annot_source *s = ix->buckets[i], *next;
 
 		for (; s; s = next) {
-			size_t b = dir_hash(s->dir, strlen(s->dir)) & (n - 1);
+			size_t b = text_hash(s->dir, strlen(s->dir)) & (n - 1);
 
 			next = s->next;
 			s->next = fresh[b];

@@ -17,6 +17,7 @@
 #include "queue.h"
 #include "queue_i.h"
 #include "store.h"
+#include "text.h"
 #include "vocab.h"
 
 static uint32_t status_signature(const struct entry *e)
@@ -115,15 +116,6 @@ struct dir_counts {
 	struct dir_counts *next;
 };
 
-static uint64_t hash_bytes(const char *p, size_t n)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
-	return h;
-}
-
 static struct dir_counts *dir_find(struct queue *q, const char *dir, size_t len, uint64_t h)
 {
 	if (!q->ndirs_buckets)
@@ -158,7 +150,7 @@ static void dirs_grow(struct queue *q)
 
 static struct dir_counts *dir_get(struct queue *q, const char *dir, size_t len)
 {
-	uint64_t h = hash_bytes(dir, len);
+	uint64_t h = text_hash(dir, len);
 	struct dir_counts *d = dir_find(q, dir, len, h);
 
 	if (d)
@@ -264,7 +256,7 @@ void dirs_count_dataset(struct queue *q, const char *path, int sign)
 bool dir_busy_with_dataset(struct queue *q, const char *dir, size_t len, int64_t now,
 			   int64_t quiet_ms, int64_t *quiet_at)
 {
-	struct dir_counts *d = dir_find(q, dir, len, hash_bytes(dir, len));
+	struct dir_counts *d = dir_find(q, dir, len, text_hash(dir, len));
 
 	if (!d)
 		return false;
@@ -284,14 +276,14 @@ bool dirs_count_unread(struct queue *q, const char *dir, bool imminent, int sign
 
 bool dir_has_unread(struct queue *q, const char *dir, size_t len, bool imminent)
 {
-	struct dir_counts *d = dir_find(q, dir, len, hash_bytes(dir, len));
+	struct dir_counts *d = dir_find(q, dir, len, text_hash(dir, len));
 
 	return d && (imminent ? d->imminent : d->unread) > 0;
 }
 
 bool dir_has_dataset(struct queue *q, const char *dir, size_t len)
 {
-	struct dir_counts *d = dir_find(q, dir, len, hash_bytes(dir, len));
+	struct dir_counts *d = dir_find(q, dir, len, text_hash(dir, len));
 
 	return d && d->datasets > 0;
 }
@@ -319,7 +311,7 @@ void queue_count(struct queue *q, const char *dir, struct queue_counts *out)
 
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&q->lock);
-	d = dir_find(q, dir, len, hash_bytes(dir, len));
+	d = dir_find(q, dir, len, text_hash(dir, len));
 	if (d)
 		*out = d->c;
 	queue_unlock(q);

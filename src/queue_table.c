@@ -19,6 +19,7 @@
 #include "queue.h"
 #include "queue_i.h"
 #include "store.h"
+#include "text.h"
 #include "vocab.h"
 
 static void path_index_grow(struct queue *q);
@@ -83,15 +84,6 @@ static void table_grow(struct queue *q)
 	path_index_grow(q);
 }
 
-static uint64_t path_hash_of(const char *p)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ull;
-	return h;
-}
-
 static void path_index_remove(struct queue *q, struct entry *e)
 {
 	struct entry **pp;
@@ -110,7 +102,7 @@ static void path_index_add(struct queue *q, struct entry *e)
 {
 	size_t b;
 
-	e->path_hash = path_hash_of(e->path);
+	e->path_hash = text_hash(e->path, strlen(e->path));
 	b = e->path_hash & (q->npath_buckets - 1);
 	e->path_next = q->path_buckets[b];
 	q->path_buckets[b] = e;
@@ -119,7 +111,7 @@ static void path_index_add(struct queue *q, struct entry *e)
 
 static struct entry *find_path_resident(struct queue *q, const char *path)
 {
-	uint64_t h = path_hash_of(path);
+	uint64_t h = text_hash(path, strlen(path));
 
 	for (struct entry *e = q->path_buckets[h & (q->npath_buckets - 1)]; e; e = e->path_next) {
 		if (e->path_hash == h && strcmp(e->path, path) == 0)

@@ -65,3 +65,12 @@ size_t text_escape(char *dst, size_t dstsz, const char *src, size_t srclen)
 	dst[o] = '\0';
 	return o;
 }
+
+uint64_t text_hash(const char *s, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+	return h;
+}

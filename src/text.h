@@ -8,9 +8,13 @@
 #define INGESTFS_TEXT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Escape at most SRCLEN bytes of SRC (stopping at a NUL) into DST, always
  * NUL-terminated; an escape is never cut in half.  Returns the length. */
 size_t text_escape(char *dst, size_t dstsz, const char *src, size_t srclen);
+
+/* FNV-1a of the N bytes at S: the hash of every name index here. */
+uint64_t text_hash(const char *s, size_t n);
 
 #endif
