@@ -14,6 +14,7 @@
 
 #include "beneath.h"
 #include "fs_i.h"
+#include "layout.h"
 #include "spool.h"
 #include "openfiles.h"
 
@@ -51,6 +52,19 @@ int fs_stat(const char *path, struct stat *st)
 		return dir;
 	rc = fstatat(dir, name, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 	close(dir);
+	return rc;
+}
+
+int fs_check_new_name(const char *path, bool dir)
+{
+	const char *slash = strrchr(path, '/');
+	int rc = dir ? layout_check_dir(rel(path)) : layout_check_file(rel(path));
+
+	/* Names only libfuse may make (layout_is_fuse_hidden): a user who
+	 * could would hide files from readdir, or have them swept at the
+	 * next start. */
+	if (rc == 0 && layout_is_fuse_hidden(slash ? slash + 1 : path))
+		rc = -EPERM;
 	return rc;
 }
 
@@ -188,18 +202,6 @@ static int fs_utimens(const char *path, const struct timespec tv[2], struct fuse
 	return rc;
 }
 
-static int fs_access(const char *path, int mask)
-{
-	const char *name;
-	int dir = beneath_parent(ctx()->files_fd, rel(path), &name), rc;
-
-	if (dir < 0)
-		return dir;
-	rc = faccessat(dir, name, mask, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
-	close(dir);
-	return rc;
-}
-
 static int fs_statfs(const char *path, struct statvfs *sv)
 {
 	return fstatvfs(ctx()->files_fd, sv) < 0 ? -errno : 0;
@@ -262,7 +264,8 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 const struct fuse_operations fs_operations = {
 	.init = fs_init,
 	.getattr = fs_getattr,
-	.access = fs_access,
+	/* No .access: with default_permissions (always, mount.c) the kernel
+	 * checks access itself and never asks. */
 	.chmod = fs_chmod,
 	.chown = fs_chown,
 	.utimens = fs_utimens,

@@ -135,12 +135,9 @@ static int open_handle(const char *path, int fd, int flags, bool created, struct
 static int create_file(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
 	uid_t uid = fuse_get_context()->uid;
-	const char *name = strrchr(path, '/');
-	int rc = layout_check_file(rel(path)), dir, fd;
+	const char *name;
+	int rc = fs_check_new_name(path, false), dir, fd;
 
-	/* libfuse's own names for unlinked open files are not to be made. */
-	if (rc == 0 && layout_is_fuse_hidden(name ? name + 1 : path))
-		rc = -EPERM;
 	if (rc < 0)
 		return rc;
 	if ((rc = fdbudget_take(uid)) < 0)

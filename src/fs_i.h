@@ -51,6 +51,9 @@ static inline struct fs_handle *handle_of(const struct fuse_file_info *fi)
 /* fs.c */
 /* fstatat of PATH (a FUSE path) in the spool, never through a link. */
 int fs_stat(const char *path, struct stat *st);
+/* Whether a user may make a file (or DIR, a folder) at PATH: the layout's
+ * rules, and none of libfuse's hidden names.  0 or -errno. */
+int fs_check_new_name(const char *path, bool dir);
 /* Samples are data: no setuid or setgid files (a setgid folder is fine). */
 mode_t fs_without_privileges(mode_t mode, bool dir);
 /* Hand an entry just made to the caller: its uid, and its gid unless the

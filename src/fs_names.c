@@ -20,15 +20,6 @@
 #include "layout.h"
 #include "spool.h"
 
-/* Names only libfuse may make (layout_is_fuse_hidden): a user who could
- * would hide files from readdir, or have them swept at the next start. */
-static int check_not_hidden(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	return layout_is_fuse_hidden(slash ? slash + 1 : path) ? -EPERM : 0;
-}
-
 /* A folder is read with getdents64 and each entry named by its own d_off,
  * the file system's 64-bit cookie for "after this entry".  telldir and
  * seekdir carry it in a long, which cuts it on 32-bit systems (ext4 hands
@@ -50,10 +41,8 @@ struct fs_dir {
 int fs_mkdir(const char *path, mode_t mode)
 {
 	const char *name;
-	int rc = layout_check_dir(rel(path)), dir;
+	int rc = fs_check_new_name(path, true), dir;
 
-	if (rc == 0)
-		rc = check_not_hidden(path);
 	if (rc < 0)
 		return rc;
 	dir = beneath_parent(ctx()->files_fd, rel(path), &name);
@@ -254,6 +243,10 @@ static void name_gone(const char *rel_path, const struct stat *st, const char *n
 {
 	struct name_search ns;
 
+	if (st->st_nlink <= 1 && !not2) {
+		queue_removed(ctx()->q, (uint64_t)st->st_ino); /* no other name to look for */
+		return;
+	}
 	if (!known_by((uint64_t)st->st_ino, rel_path))
 		return;
 	if (other_name(rel_path, st, not2, &ns))
@@ -284,10 +277,7 @@ static int unlink_names(const char *path)
 	close(dir);
 	if (rc < 0 || !known)
 		return rc;
-	if (st.st_nlink > 1)
-		name_gone(rel(path), &st, NULL);
-	else
-		queue_removed(ctx()->q, (uint64_t)st.st_ino);
+	name_gone(rel(path), &st, NULL);
 	return 0;
 }
 
@@ -318,12 +308,8 @@ static void renamed(const char *from, const char *to, const struct stat *src,
 {
 	struct queue *q = ctx()->q;
 
-	if (replaced && S_ISREG(dst->st_mode) && dst->st_ino != src->st_ino) {
-		if (dst->st_nlink > 1)
-			name_gone(to, dst, NULL);
-		else
-			queue_removed(q, (uint64_t)dst->st_ino);
-	}
+	if (replaced && S_ISREG(dst->st_mode) && dst->st_ino != src->st_ino)
+		name_gone(to, dst, NULL);
 	/* One name of a file with several put in the trash (or any name that
 	 * is not uploaded): the file stays known by another. */
 	if (S_ISREG(src->st_mode) && src->st_nlink > 1 && layout_ignored(to) &&
@@ -389,10 +375,8 @@ static int link_names(const char *from, const char *to)
 	struct stat st;
 	const char *nfrom, *nto;
 	char known[PATH_MAX];
-	int dfrom, dto = -1, rc = layout_check_file(rel(to));
+	int dfrom, dto = -1, rc = fs_check_new_name(to, false);
 
-	if (rc == 0)
-		rc = check_not_hidden(to);
 	if (rc < 0)
 		return rc;
 	dfrom = beneath_parent(ctx()->files_fd, rel(from), &nfrom);
@@ -425,10 +409,8 @@ int fs_link(const char *from, const char *to)
 int fs_symlink(const char *target, const char *path)
 {
 	const char *name;
-	int rc = layout_check_file(rel(path)), dir;
+	int rc = fs_check_new_name(path, false), dir;
 
-	if (rc == 0)
-		rc = check_not_hidden(path);
 	if (rc < 0)
 		return rc;
 	dir = beneath_parent(ctx()->files_fd, rel(path), &name);
