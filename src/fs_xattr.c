@@ -41,8 +41,7 @@ static int file_status(const char *path, const char *name, const struct stat *st
 		return -ENODATA;
 	/* A dataset's .xml or .yaml is what the queue made of it
 	 * (queue_dataset.c); anything else ignored by name is just that. */
-	if (lp.ignored &&
-	    !(layout_ignored_for_type(rel(path)) && layout_dataset_candidate(rel(path)))) {
+	if (lp.ignored && !layout_dataset_candidate(rel(path))) {
 		snprintf(text, textsz, "%s",
 			 strcmp(name, XATTR_STATUS) == 0 ? "ignored" : lp.ignored);
 		return 0;

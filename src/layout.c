@@ -108,11 +108,6 @@ const char *layout_ignored_name(const char *name)
 	return NULL;
 }
 
-bool layout_ignored_for_type(const char *path)
-{
-	return layout_ignored(path) == why_type;
-}
-
 bool layout_dataset_candidate(const char *path)
 {
 	static const char *const exts[] = {"txt", "names", "yaml", "yml", "xml", "csv", "json"};
@@ -202,10 +197,12 @@ static void classify_below_category(const char *p, struct layout_path *out)
  * may be a writer's way to make info.labels). */
 static const char *root_file_ignored(const struct layout_path *lp)
 {
+	const char *why;
+
 	if (lp->category >= 0 || strcmp(lp->name, LAYOUT_INFO_NAME) == 0)
 		return NULL;
-	return layout_ignored_name(lp->name) ? layout_ignored_name(lp->name)
-					     : "not inside a category folder";
+	why = layout_ignored_name(lp->name);
+	return why ? why : "not inside a category folder";
 }
 
 /* The trash folders of the freedesktop.org spec that a file manager makes

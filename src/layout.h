@@ -52,9 +52,6 @@ const char *layout_ignored(const char *path);
 
 /* Why a regular file of this base name is never uploaded, or NULL. */
 const char *layout_ignored_name(const char *name);
-/* Whether PATH is ignored only for its type (an extension the service
- * does not take). */
-bool layout_ignored_for_type(const char *path);
 /* Whether PATH may be a dataset's annotation file (dataset.h), going by
  * its name: .txt, .names, .yaml, .yml, .xml, .csv or .json, below a
  * category, not hidden or temporary.  What it is, its content says. */

@@ -302,8 +302,7 @@ const char *ignored_reason(const struct queue *q, const char *path)
 	const char *why = layout_ignored(path);
 
 	/* A dataset's .xml or .yaml is read before it is judged. */
-	if (why && !q->cfg.no_datasets && layout_ignored_for_type(path) &&
-	    layout_dataset_candidate(path))
+	if (why && !q->cfg.no_datasets && layout_dataset_candidate(path))
 		return NULL;
 	return why;
 }
