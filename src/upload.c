@@ -198,6 +198,23 @@ void uploader_request_key_reload(struct uploader *u)
 	atomic_store(&u->key_reload, true);
 }
 
+/* ---- the spool's files ---- */
+
+/* The regular file at PATH below DIR_FD, if it is still the one the
+ * queue means (inode INO), opened for reading with its *ST: an fd, the
+ * open's -errno, or -ESTALE when another file took the name. */
+static int open_spool_file(int dir_fd, const char *path, uint64_t ino, struct stat *st)
+{
+	int fd = beneath_open(dir_fd, path, O_RDONLY | O_NOFOLLOW | O_NOCTTY, 0);
+
+	if (fd >= 0 &&
+	    (fstat(fd, st) < 0 || !S_ISREG(st->st_mode) || (uint64_t)st->st_ino != ino)) {
+		close(fd);
+		fd = -ESTALE;
+	}
+	return fd;
+}
+
 /* ---- streaming file bodies ---- */
 
 /* The file the part was built from, or -1 when it is gone or another
@@ -207,11 +224,9 @@ static int part_open(struct upload_part *p)
 {
 	struct stat st;
 
-	p->fd = beneath_open(p->dir_fd, p->path, O_RDONLY | O_NOFOLLOW | O_NOCTTY, 0);
-	if (p->fd >= 0 && (fstat(p->fd, &st) < 0 || (uint64_t)st.st_ino != p->ino)) {
-		close(p->fd);
+	p->fd = open_spool_file(p->dir_fd, p->path, p->ino, &st);
+	if (p->fd < 0)
 		p->fd = -1;
-	}
 	return p->fd;
 }
 
@@ -323,8 +338,9 @@ static int open_part(struct upload_job *job, size_t i, struct queue_result *res)
 	p->dir_fd = job->u->files_fd;
 	p->path = it->path;
 	p->ino = it->ino;
-	p->fd = beneath_open(p->dir_fd, it->path, O_RDONLY | O_NOFOLLOW | O_NOCTTY, 0);
-	if (p->fd < 0 && p->fd != -ENOENT && p->fd != -ELOOP && p->fd != -ENOTDIR) {
+	p->fd = open_spool_file(p->dir_fd, it->path, it->ino, &st);
+	if (p->fd < 0 && p->fd != -ENOENT && p->fd != -ELOOP && p->fd != -ENOTDIR &&
+	    p->fd != -ESTALE) {
 		/* EACCES, EMFILE...: back off like any failed attempt. */
 		snprintf(p->why, sizeof(p->why), "cannot open the spool file: %s",
 			 strerror(-p->fd));
@@ -332,8 +348,7 @@ static int open_part(struct upload_job *job, size_t i, struct queue_result *res)
 		res->text = p->why;
 		goto skip;
 	}
-	if (p->fd < 0 || fstat(p->fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (uint64_t)st.st_ino != it->ino) {
+	if (p->fd < 0) {
 		/* Moved or removed just now: the queue learns where it went
 		 * in a moment.  Look again a little later, not at once. */
 		res->outcome = QUEUE_REQUEUE;
@@ -498,15 +513,20 @@ static void job_unlink(struct uploader *u, struct upload_job *job)
 
 /* A request we could not build (no memory, no descriptors, curl said
  * no) is an attempt that failed: its files back off like any other, and
- * the log says so once, not once per attempt. */
+ * the log says so once, not once per attempt.  TEXT gets the words. */
+static void build_failure_text(struct uploader *u, int err, char *text, size_t size)
+{
+	snprintf(text, size, "cannot build the upload request: %s", strerror(err));
+	if (u->build_error != err)
+		log_error("%s; the files wait and are tried again with backoff", text);
+	u->build_error = err;
+}
+
 static void build_failed(struct uploader *u, struct upload_job *job, int err)
 {
 	char text[160];
 
-	snprintf(text, sizeof(text), "cannot build the upload request: %s", strerror(err));
-	if (u->build_error != err)
-		log_error("%s; the files wait and are tried again with backoff", text);
-	u->build_error = err;
+	build_failure_text(u, err, text, sizeof(text));
 	report_unsent(job, QUEUE_RETRY, text);
 }
 
@@ -521,15 +541,12 @@ static void build_succeeded(struct uploader *u)
 static void batch_failed(struct uploader *u, struct queue_batch *batch, int err)
 {
 	struct queue_result res[batch->count ? batch->count : 1];
-	char text[128];
+	char text[160];
 
-	snprintf(text, sizeof(text), "cannot build the upload request: %s", strerror(err));
+	build_failure_text(u, err, text, sizeof(text));
 	for (size_t i = 0; i < batch->count; i++)
 		res[i] = (struct queue_result){
 			.item = &batch->items[i], .outcome = QUEUE_RETRY, .text = text};
-	if (u->build_error != err)
-		log_error("%s; the files wait and are tried again with backoff", text);
-	u->build_error = err;
 	queue_report(u->q, res, batch->count, clock_now_ms());
 	queue_batch_free(batch);
 }
@@ -573,13 +590,11 @@ static ssize_t read_head(int dir_fd, const char *path, uint64_t ino, unsigned ch
 {
 	struct stat st;
 	ssize_t n;
-	int fd = beneath_open(dir_fd, path, O_RDONLY | O_NOFOLLOW | O_NOCTTY, 0);
+	int fd = open_spool_file(dir_fd, path, ino, &st);
 
 	if (fd < 0)
 		return fd;
-	if (fstat(fd, &st) < 0 || (ino && (uint64_t)st.st_ino != ino))
-		n = -ESTALE;
-	else if ((n = pread(fd, buf, len, 0)) < 0)
+	if ((n = pread(fd, buf, len, 0)) < 0)
 		n = -errno;
 	close(fd);
 	return n;
@@ -710,14 +725,12 @@ static int read_whole(int dir_fd, const struct queue_load *l, char **text, size_
 {
 	struct stat st;
 	size_t got = 0;
-	int fd = beneath_open(dir_fd, l->path, O_RDONLY | O_NOFOLLOW | O_NOCTTY, 0), rc = 0;
+	int fd = open_spool_file(dir_fd, l->path, l->ino, &st), rc = 0;
 
 	*text = NULL;
 	if (fd < 0)
 		return fd;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_ino != l->ino) {
-		rc = -ESTALE;
-	} else if ((uint64_t)st.st_size > ANNOT_FILE_MAX) {
+	if ((uint64_t)st.st_size > ANNOT_FILE_MAX) {
 		rc = -EFBIG;
 	} else if (!(*text = malloc((size_t)st.st_size + 1))) {
 		rc = -ENOMEM;
@@ -778,15 +791,18 @@ static bool sniffed_first(const char *name)
  * bad line fails with that line rather than go up as a text sample. */
 static void read_dataset(struct uploader *u, const struct queue_load *l)
 {
-	unsigned char *head = malloc(DATASET_HEAD_MAX);
+	bool sniffed = sniffed_first(name_of(l->path));
+	unsigned char *head = sniffed ? malloc(DATASET_HEAD_MAX) : NULL;
 	struct dataset *ds = NULL;
 	char err[256] = "", *text = NULL;
 	size_t len = 0;
-	ssize_t n =
-		head ? read_head(u->files_fd, l->path, l->ino, head, DATASET_HEAD_MAX) : -ENOMEM;
+	ssize_t n = 0;
 	int rc = -1;
 
-	if (n >= 0 && sniffed_first(name_of(l->path)) &&
+	if (sniffed)
+		n = head ? read_head(u->files_fd, l->path, l->ino, head, DATASET_HEAD_MAX)
+			 : -ENOMEM;
+	if (n >= 0 && sniffed &&
 	    dataset_detect(name_of(l->path), (const char *)head, (size_t)n) == DATASET_NONE)
 		rc = 1;
 	else if (n >= 0 && (n = read_whole(u->files_fd, l, &text, &len)) == 0)
