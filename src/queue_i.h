@@ -158,7 +158,8 @@ bool same_destination(const char *a, const char *b);
 struct entry *entry_find_path(struct queue *q, const char *path);
 /* queue_store.c: entries that only the state index holds. */
 struct store_row;
-/* An entry in memory again from its row (already counted). */
+/* An entry in memory again from its row (already counted); NULL for a
+ * stale row: its file is in memory, or gone (a tombstone). */
 struct entry *entry_revive(struct queue *q, const struct store_row *row);
 /* Out of memory (its row holds what it says; it stays counted). */
 void entry_evict(struct queue *q, struct entry *e);
@@ -176,6 +177,8 @@ void wake_uploader(struct queue *q);
  * before it is read). */
 const char *ignored_reason(const struct queue *q, const char *path);
 bool state_is_final(enum file_state s);
+/* Its upload is over (or it is never sent): a checkpoint may take it. */
+bool entry_is_over(const struct entry *e);
 /* setfattr retry/resend on one file; whether anything was done. */
 bool entry_retry(struct queue *q, struct entry *e, bool resend, int64_t now);
 /* Length of PATH's folder part ("" for a name at the root). */

@@ -117,12 +117,10 @@ static void reconcile_entry(struct queue *q, struct entry *e, const char *path, 
 		entry_set_state(q, e, FILE_FAILED);
 		entry_set_result(e, "interrupted while writing");
 	} else if (e->state == FILE_PENDING || e->state == FILE_UPLOADING) {
-		entry_set_state(q, e, FILE_PENDING);
-		if (e->size != size) {
-			entry_set_state(q, e, FILE_FAILED);
+		entry_set_state(q, e, e->size != size ? FILE_FAILED : FILE_PENDING);
+		if (e->size != size)
 			entry_set_result(
 				e, "size differs from when it was closed: damaged by a crash?");
-		}
 	} else if (e->state == FILE_IGNORED || e->size != size) {
 		entry_set_state(q, e, FILE_PENDING);
 		e->maybe_sent = true;
@@ -201,8 +199,11 @@ void queue_reconcile(struct queue *q, uint64_t ino, const char *path, uint64_t s
 	if (!e)
 		e = entry_create(q, ino, path);
 	if (e) {
-		free(entry_set_path(q, e, copy));
-		copy = NULL;
+		/* Mostly where the journal or the index had it already. */
+		if (strcmp(e->path, path) != 0) {
+			free(entry_set_path(q, e, copy));
+			copy = NULL;
+		}
 		reconcile_entry(q, e, path, size, known);
 		e->seen = true;
 	}
@@ -217,11 +218,7 @@ static bool forget_unseen_row(void *arg, const struct store_row *row)
 	struct queue *q = arg;
 	struct entry *e;
 
-	if (inoset_has(&q->scan_seen, row->ino) || entry_find_resident(q, row->ino) ||
-	    inoset_has(&q->tombstones, row->ino))
-		return true;
-	e = entry_revive(q, row);
-	if (e)
+	if (!inoset_has(&q->scan_seen, row->ino) && (e = entry_revive(q, row)))
 		entry_destroy(q, e);
 	return true;
 }

@@ -168,25 +168,6 @@ static struct dir_counts *dir_get(struct queue *q, const char *dir, size_t len)
 	return d;
 }
 
-/* E counts (SIGN +1) or stops counting (-1) in every folder above it. */
-void counts_add(struct queue *q, const struct entry *e, int sign)
-{
-	size_t len = strlen(e->path);
-
-	do {
-		struct dir_counts *d;
-
-		while (len > 0 && e->path[len - 1] != '/')
-			len--;
-		len = len > 0 ? len - 1 : 0;
-		d = dir_get(q, e->path, len);
-		if (!d)
-			continue;
-		d->c.n[e->state] += (size_t)(ssize_t)sign;
-		d->c.bytes[e->state] += (uint64_t)(int64_t)sign * e->size;
-	} while (len > 0);
-}
-
 int64_t queue_oldest_waiting(struct queue *q, int64_t now_ms)
 {
 	int64_t oldest = now_ms;
@@ -231,6 +212,27 @@ static void each_folder_above(struct queue *q, const char *path,
 		if (d)
 			fn(d, arg);
 	} while (len > 0);
+}
+
+struct count_change {
+	const struct entry *e;
+	int sign;
+};
+
+static void add_entry(struct dir_counts *d, void *arg)
+{
+	const struct count_change *c = arg;
+
+	d->c.n[c->e->state] += (size_t)(ssize_t)c->sign;
+	d->c.bytes[c->e->state] += (uint64_t)(int64_t)c->sign * c->e->size;
+}
+
+/* E counts (SIGN +1) or stops counting (-1) in every folder above it. */
+void counts_add(struct queue *q, const struct entry *e, int sign)
+{
+	struct count_change c = {e, sign};
+
+	each_folder_above(q, e->path, add_entry, &c);
 }
 
 static void set_active(struct dir_counts *d, void *arg)

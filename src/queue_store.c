@@ -94,8 +94,7 @@ static bool revive_row(void *arg, const struct store_row *row)
 {
 	struct queue *q = arg;
 
-	if (!entry_find_resident(q, row->ino) && !inoset_has(&q->tombstones, row->ino))
-		entry_revive(q, row);
+	entry_revive(q, row);
 	return true;
 }
 
@@ -113,7 +112,7 @@ static bool evictable(const struct queue *q, const struct entry *e, int64_t now_
 	if (q->cfg.keep_in_memory || e->writers || e->dirty_handles || e->list != LIST_NONE ||
 	    e->source || e->parked_path || e->retiring)
 		return false;
-	if (!state_is_final(e->state) && e->state != FILE_IGNORED)
+	if (!entry_is_over(e))
 		return false;
 	return all || now_wall - e->final_ms >= q->cfg.evict_after_ms;
 }
@@ -159,7 +158,9 @@ static int take_row(struct checkpoint *c, const struct entry *e)
 static int checkpoint_take(struct queue *q, bool all, struct checkpoint *c)
 {
 	int64_t now = clock_wall_ms();
-	size_t max = q->nentries < CHECKPOINT_MAX ? q->nentries : CHECKPOINT_MAX;
+	/* Only files whose upload is over can leave memory. */
+	size_t max = q->nentries_over < CHECKPOINT_MAX ? q->nentries_over : CHECKPOINT_MAX;
+	size_t over = 0;
 
 	memset(c, 0, sizeof(*c));
 	c->rows = calloc(max ? max : 1, sizeof(*c->rows));
@@ -170,8 +171,9 @@ static int checkpoint_take(struct queue *q, bool all, struct checkpoint *c)
 	inoset_list(&q->tombstones, c->dels);
 	c->ndels = q->tombstones.n;
 	c->totals = q->unstored;
-	for (size_t i = 0; i < q->nbuckets && c->n < max; i++) {
+	for (size_t i = 0; i < q->nbuckets && c->n < max && over < q->nentries_over; i++) {
 		for (struct entry *e = q->buckets[i]; e && c->n < max; e = e->hash_next) {
+			over += entry_is_over(e);
 			if (evictable(q, e, now, all) && take_row(c, e) < 0)
 				return -ENOMEM;
 		}
@@ -300,8 +302,7 @@ static bool retire_one(struct queue *q, const struct store_row *row, const struc
 {
 	struct entry *e;
 
-	if (entry_find_resident(q, row->ino) || inoset_has(&q->tombstones, row->ino) ||
-	    inoset_has(skip, row->ino) || !(e = entry_revive(q, row)))
+	if (inoset_has(skip, row->ino) || !(e = entry_revive(q, row)))
 		return false;
 	*out = (struct queue_retiree){.ino = e->ino,
 				      .path = strdup(e->path),

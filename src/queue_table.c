@@ -127,9 +127,7 @@ struct entry *entry_find_path(struct queue *q, const char *path)
 
 	if (e || !q->store || store_get_path(q->store, path, &row) < 0)
 		return e;
-	/* A row whose file is in memory (moved since) or gone is stale. */
-	if (!entry_find_resident(q, row.ino) && !inoset_has(&q->tombstones, row.ino))
-		e = entry_revive(q, &row);
+	e = entry_revive(q, &row);
 	store_row_free(&row);
 	return e;
 }
@@ -151,8 +149,7 @@ static void path_index_grow(struct queue *q)
 	}
 }
 
-/* Its upload is over (or it is never sent): a checkpoint may take it. */
-static size_t entry_is_over(const struct entry *e)
+bool entry_is_over(const struct entry *e)
 {
 	return state_is_final(e->state) || e->state == FILE_IGNORED;
 }
@@ -324,7 +321,7 @@ void entry_set_state(struct queue *q, struct entry *e, enum file_state state)
 	q->nentries_over += entry_is_over(e);
 	if (e->source)
 		annot_state_changed(q, e);
-	if (state_is_final(state) || state == FILE_IGNORED) {
+	if (entry_is_over(e)) {
 		e->final_ms = clock_wall_ms();
 		/* A replayed state is no new outcome (queue_recovery.c). */
 		if (!q->replaying)
@@ -405,12 +402,15 @@ struct entry *entry_create(struct queue *q, uint64_t ino, const char *path)
 }
 
 /* The folder counts include every row of the index: a revived entry is
- * counted already, and an evicted one stays counted. */
+ * counted already, and an evicted one stays counted.  A row whose file
+ * is in memory (moved since) or gone (a tombstone: its inode number may
+ * already be another file's) is stale: NULL. */
 struct entry *entry_revive(struct queue *q, const struct store_row *row)
 {
-	struct entry *e = entry_new(row->ino, row->path);
+	struct entry *e;
 
-	if (!e)
+	if (entry_find_resident(q, row->ino) || inoset_has(&q->tombstones, row->ino) ||
+	    !(e = entry_new(row->ino, row->path)))
 		return NULL;
 	e->state =
 		(unsigned)row->state < FILE_STATE_COUNT ? (enum file_state)row->state : FILE_FAILED;
