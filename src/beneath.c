@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -106,4 +107,16 @@ int beneath_parent(int dirfd, const char *rel, const char **name)
 	dir[n] = '\0';
 	*name = slash + 1;
 	return beneath_open(dirfd, dir, O_PATH | O_DIRECTORY, 0);
+}
+
+int beneath_stat(int dirfd, const char *rel, struct stat *st)
+{
+	const char *name;
+	int dir = beneath_parent(dirfd, rel, &name), rc;
+
+	if (dir < 0)
+		return dir;
+	rc = fstatat(dir, name, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	close(dir);
+	return rc;
 }

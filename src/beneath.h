@@ -11,6 +11,7 @@
 #ifndef INGESTFS_BENEATH_H
 #define INGESTFS_BENEATH_H
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* open(2) of REL below DIRFD: an fd, or -errno (-ELOOP for a link on the
@@ -22,5 +23,9 @@ int beneath_open(int dirfd, const char *rel, int flags, mode_t mode);
  * *NAME points to REL's last component ("." for the root itself).
  * An fd, or -errno. */
 int beneath_parent(int dirfd, const char *rel, const char **name);
+
+/* fstatat of REL below DIRFD, of a link itself (AT_SYMLINK_NOFOLLOW).
+ * 0 or -errno. */
+int beneath_stat(int dirfd, const char *rel, struct stat *st);
 
 #endif

@@ -45,14 +45,7 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 
 int fs_stat(const char *path, struct stat *st)
 {
-	const char *name;
-	int dir = beneath_parent(ctx()->files_fd, rel(path), &name), rc;
-
-	if (dir < 0)
-		return dir;
-	rc = fstatat(dir, name, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
-	close(dir);
-	return rc;
+	return beneath_stat(ctx()->files_fd, rel(path), st);
 }
 
 int fs_check_new_name(const char *path, bool dir)

@@ -75,24 +75,6 @@ static char *join(const char *dir, const char *name)
 	return p;
 }
 
-static int stat_rel(struct watcher *w, const char *rel, struct stat *st)
-{
-	const char *name;
-	int dir = beneath_parent(w->files_fd, *rel ? rel : ".", &name), rc;
-
-	if (dir < 0) {
-		errno = -dir;
-		return -1;
-	}
-	rc = fstatat(dir, name, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
-	close(dir);
-	if (rc < 0) {
-		errno = -rc;
-		return -1;
-	}
-	return 0;
-}
-
 /* ---- inodes being written (inotify has no "opened for writing") ---- */
 
 static ssize_t writing_find(struct watcher *w, uint64_t ino, const char *path)
@@ -174,7 +156,7 @@ static void file_modified(struct watcher *w, const char *rel)
 	char known[PATH_MAX];
 	ssize_t i;
 
-	if (stat_rel(w, rel, &st) < 0 || !S_ISREG(st.st_mode))
+	if (beneath_stat(w->files_fd, rel, &st) < 0 || !S_ISREG(st.st_mode))
 		return;
 	i = writing_find(w, st.st_ino, NULL);
 	if (i >= 0) {
@@ -210,7 +192,7 @@ static void file_found(struct watcher *w, const char *rel, const struct stat *st
 static void file_closed(struct watcher *w, const char *rel)
 {
 	struct stat st;
-	bool exists = stat_rel(w, rel, &st) == 0;
+	bool exists = beneath_stat(w->files_fd, rel, &st) == 0;
 	ssize_t i = exists ? writing_find(w, st.st_ino, NULL) : -1;
 	uint64_t ino, size;
 
@@ -240,8 +222,9 @@ static void close_stale_writers(struct watcher *w, int64_t now)
 			i++;
 			continue;
 		}
-		size = stat_rel(w, w->writing[i].path, &st) == 0 ? (uint64_t)st.st_size
-								 : QUEUE_SIZE_UNKNOWN;
+		size = beneath_stat(w->files_fd, w->writing[i].path, &st) == 0
+			       ? (uint64_t)st.st_size
+			       : QUEUE_SIZE_UNKNOWN;
 		ino = writing_take(w, i);
 		queue_closed(w->svc.queue, ino, size, true);
 	}
@@ -312,7 +295,7 @@ static int watch_tree(struct watcher *w, const char *rel, bool new_files, unsign
 		return -ENOMEM;
 	}
 	/* Listed after the watch exists, so nothing created meanwhile is lost. */
-	d = fd >= 0 ? fdopendir(fd) : NULL;
+	d = fdopendir(fd);
 	while (d && rc != -ENOSPC && (de = readdir(d))) {
 		struct stat st;
 		char *sub;
@@ -320,7 +303,8 @@ static int watch_tree(struct watcher *w, const char *rel, bool new_files, unsign
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
 		sub = join(rel, de->d_name);
-		if (sub && stat_rel(w, sub, &st) == 0) {
+		/* The folder was reached without a link: its entries need no walk. */
+		if (sub && fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 			if (S_ISDIR(st.st_mode))
 				rc = watch_tree(w, sub, new_files, depth + 1);
 			else if (S_ISREG(st.st_mode) && new_files &&
@@ -333,7 +317,7 @@ static int watch_tree(struct watcher *w, const char *rel, bool new_files, unsign
 	}
 	if (d)
 		closedir(d);
-	else if (fd >= 0)
+	else
 		close(fd);
 	/* Out of watches is worth stopping for; a folder gone meanwhile is not. */
 	return rc == -ENOSPC ? rc : 0;
@@ -352,7 +336,7 @@ static void rescan(struct watcher *w)
 		struct stat st;
 
 		if (queue_path_of(w->svc.queue, ino, path, sizeof(path)) &&
-		    stat_rel(w, path, &st) == 0) {
+		    beneath_stat(w->files_fd, path, &st) == 0) {
 			queue_closed(w->svc.queue, ino, (uint64_t)st.st_size, true);
 		}
 	}
@@ -415,7 +399,7 @@ static void flush_move(struct watcher *w)
 static void moved_within(struct watcher *w, const char *rel, bool is_dir)
 {
 	struct stat st;
-	bool exists = stat_rel(w, rel, &st) == 0;
+	bool exists = beneath_stat(w->files_fd, rel, &st) == 0;
 	uint64_t ino = exists ? (uint64_t)st.st_ino : 0;
 
 	if (!is_dir && !exists && !queue_ino_of(w->svc.queue, w->move_from, &ino))
@@ -442,7 +426,7 @@ static void moved_to(struct watcher *w, const struct inotify_event *ev, const ch
 		return;
 	}
 	flush_move(w);
-	if (stat_rel(w, rel, &st) < 0)
+	if (beneath_stat(w->files_fd, rel, &st) < 0)
 		return;
 	/* Moved in from elsewhere: complete, like a rename into place. */
 	if (is_dir)
@@ -518,43 +502,51 @@ static void read_events(struct watcher *w)
 
 /* ---- status on the real files ---- */
 
-/* Set (VALUE) or remove (NULL) an attribute of the file or folder REL,
- * reached without following a link: users may swap a folder for one, and
- * we may be root.  0 or -errno. */
-static int set_attr(struct watcher *w, const char *rel, const char *name, const char *value)
+/* The file or folder REL, reached without following a link (users may
+ * swap a folder for one, and we may be root), opened O_PATH for its
+ * attributes: an fd, or -errno. */
+static int open_attr_target(struct watcher *w, const char *rel)
+{
+	struct stat st;
+	int fd = beneath_open(w->files_fd, *rel ? rel : ".", O_PATH | O_NOFOLLOW, 0);
+
+	if (fd >= 0 && (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))) {
+		close(fd);
+		fd = -EPERM;
+	}
+	return fd;
+}
+
+/* Set (VALUE) or remove (NULL) attribute NAME of FD's own file, whatever
+ * its name now says.  0 or -errno. */
+static int fd_set_attr(int fd, const char *name, const char *value)
 {
 	char proc[64];
-	struct stat st;
-	int fd = beneath_open(w->files_fd, *rel ? rel : ".", O_PATH | O_NOFOLLOW, 0), rc = 0;
 
-	if (fd < 0)
-		return fd;
-	if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
-		rc = -EPERM;
-	/* The descriptor's own file, whatever its name now says. */
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	if (rc == 0 &&
-	    (value ? setxattr(proc, name, value, strlen(value), 0) : removexattr(proc, name)) < 0)
-		rc = -errno;
-	close(fd);
-	return rc;
+	if ((value ? setxattr(proc, name, value, strlen(value), 0) : removexattr(proc, name)) < 0)
+		return -errno;
+	return 0;
 }
 
 static void publish_one(void *arg, const char *path, enum file_state state, const char *result)
 {
 	struct watcher *w = arg;
-	int rc;
+	int fd, rc;
 
 	if (!w->xattrs_ok)
 		return;
-	rc = set_attr(w, path, XATTR_STATUS, file_state_name(state));
+	fd = open_attr_target(w, path);
+	rc = fd < 0 ? fd : fd_set_attr(fd, XATTR_STATUS, file_state_name(state));
 	if (rc == -ENOTSUP || rc == -EOPNOTSUPP) {
 		log_warn("%s does not keep user xattrs: see the status with ingestfs status",
 			 w->svc.spool.files_path);
 		w->xattrs_ok = false;
 	}
 	if (rc == 0)
-		set_attr(w, path, XATTR_RESULT, result && *result ? result : NULL);
+		fd_set_attr(fd, XATTR_RESULT, result && *result ? result : NULL);
+	if (fd >= 0)
+		close(fd);
 }
 
 /* ---- the loop ---- */
@@ -610,8 +602,14 @@ static int run(struct watcher *w)
  * xattrs on folders, so it adds up the files' own). */
 static void mark_watched(struct watcher *w)
 {
-	for (int i = -1; i < (int)layout_category_count(); i++)
-		set_attr(w, i < 0 ? "" : layout_category_name(i), XATTR_WATCH, "1");
+	for (int i = -1; i < (int)layout_category_count(); i++) {
+		int fd = open_attr_target(w, i < 0 ? "" : layout_category_name(i));
+
+		if (fd >= 0) {
+			fd_set_attr(fd, XATTR_WATCH, "1");
+			close(fd);
+		}
+	}
 }
 
 static int open_watch(struct watcher *w)
