@@ -79,17 +79,16 @@ static void sample(struct out *o, const struct metrics_input *in, const char *na
 
 static void files_by_state(struct out *o, const struct metrics_input *in)
 {
-	static const char *const names[FILE_STATE_COUNT] = STATE_NAMES;
 	char extra[64];
 
 	family(o, "ingestfs_files", "gauge", "Files in the mount, by upload state.");
 	for (int s = 0; s < FILE_STATE_COUNT; s++) {
-		snprintf(extra, sizeof(extra), "state=\"%s\"", names[s]);
+		snprintf(extra, sizeof(extra), "state=\"%s\"", file_state_name((enum file_state)s));
 		sample(o, in, "ingestfs_files", extra, (double)in->files.n[s]);
 	}
 	family(o, "ingestfs_files_bytes", "gauge", "Bytes of the files in the mount, by state.");
 	for (int s = 0; s < FILE_STATE_COUNT; s++) {
-		snprintf(extra, sizeof(extra), "state=\"%s\"", names[s]);
+		snprintf(extra, sizeof(extra), "state=\"%s\"", file_state_name((enum file_state)s));
 		sample(o, in, "ingestfs_files_bytes", extra, (double)in->files.bytes[s]);
 	}
 }

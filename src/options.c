@@ -317,13 +317,15 @@ static int parse_scaled(const char *key, const char *value, const char *units,
 	const char *u;
 	uint64_t f = factors[0];
 
+	if (!value || !isdigit((unsigned char)value[0]))
+		goto bad;
 	errno = 0;
-	v = value && isdigit((unsigned char)value[0]) ? strtoull(value, &end, 10) : 0;
-	if (!value || !isdigit((unsigned char)value[0]) || errno)
+	v = strtoull(value, &end, 10);
+	if (errno)
 		goto bad;
 	if (*end) {
 		u = strchr(units, toupper((unsigned char)*end));
-		if (!u || end[1] || !*end)
+		if (!u || end[1])
 			goto bad;
 		f = factors[u - units];
 	}
