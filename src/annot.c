@@ -396,7 +396,10 @@ static int parse_typed(struct annot_file *f, const cJSON *root, char *err, size_
 
 /* ---- info.labels ---- */
 
-char *annot_clean_path(const char *path)
+/* A path as info.labels gives it, made relative and clean: no ".", ".."
+ * or empty components.  NULL when it leaves its folder (absolute, or a
+ * ".." above it) or is empty.  Malloc'd. */
+static char *clean_path(const char *path)
 {
 	size_t n = strlen(path), o = 0;
 	char *out = malloc(n + 1);
@@ -520,7 +523,7 @@ static int add_info(struct annot_file *f, const cJSON *e, size_t nth)
 		skip(f, "entry %zu: no 'path' string", nth);
 		return 0;
 	}
-	s.path = annot_clean_path(path->valuestring);
+	s.path = clean_path(path->valuestring);
 	if (!s.path) {
 		refuse(f, path->valuestring);
 		return 0;
@@ -650,15 +653,14 @@ static int parse_ndjson(struct annot_file *f, const char *text, size_t len, char
 	return rc;
 }
 
-static bool is_info_name(const char *name)
+bool annot_is_info_name(const char *name)
 {
 	const char *slash = strrchr(name, '/');
 
 	return strcmp(slash ? slash + 1 : name, ANNOT_INFO_NAME) == 0;
 }
 
-static int parse_text(struct annot_file *f, const char *name, const char *text, size_t len,
-		      char *err, size_t errsz)
+static int parse_text(struct annot_file *f, const char *text, size_t len, char *err, size_t errsz)
 {
 	cJSON *root;
 	int rc;
@@ -674,7 +676,6 @@ static int parse_text(struct annot_file *f, const char *name, const char *text, 
 	else
 		rc = check_version(root, err, errsz) < 0 ? -1 : parse_typed(f, root, err, errsz);
 	cJSON_Delete(root);
-	(void)name;
 	return rc;
 }
 
@@ -688,13 +689,13 @@ int annot_parse(const char *name, const char *text, size_t len, struct annot_fil
 		snprintf(err, errsz, "out of memory");
 		return -1;
 	}
-	f->kind = is_info_name(name) ? ANNOT_INFO : ANNOT_BOXES;
+	f->kind = annot_is_info_name(name) ? ANNOT_INFO : ANNOT_BOXES;
 	if (len > ANNOT_FILE_MAX) {
 		snprintf(err, errsz, "too large (%zu MB; at most %zu MB)", len >> 20,
 			 ANNOT_FILE_MAX >> 20);
 		goto fail;
 	}
-	if (parse_text(f, name, text, len, err, errsz) < 0)
+	if (parse_text(f, text, len, err, errsz) < 0)
 		goto fail;
 	if (build_index(f) < 0) {
 		snprintf(err, errsz, "out of memory");

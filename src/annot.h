@@ -81,9 +81,7 @@ const char *annot_refuse_note(const struct annot_file *f);
 char *annot_build_part(enum annot_kind kind, size_t n, const char *const keys[],
 		       const char *const values[]);
 
-/* A path as info.labels gives it, made relative and clean: no ".", ".."
- * or empty components.  NULL when it leaves its folder (absolute, or a
- * ".." above it) or is empty.  Malloc'd. */
-char *annot_clean_path(const char *path);
+/* Whether the file at PATH is an info.labels (by its name). */
+bool annot_is_info_name(const char *path);
 
 #endif

@@ -64,7 +64,7 @@ int layout_service_category_find(const char *name)
 	return category_among(name, strlen(name), sizeof(categories) / sizeof(categories[0]));
 }
 
-static const char *extension_of(const char *name)
+const char *layout_extension_of(const char *name)
 {
 	const char *dot = strrchr(name, '.');
 
@@ -73,7 +73,7 @@ static const char *extension_of(const char *name)
 
 static const struct extension_type *find_extension(const char *name)
 {
-	const char *ext = extension_of(name);
+	const char *ext = layout_extension_of(name);
 
 	if (!ext)
 		return NULL;
@@ -112,7 +112,7 @@ bool layout_dataset_candidate(const char *path)
 {
 	static const char *const exts[] = {"txt", "names", "yaml", "yml", "xml", "csv", "json"};
 	const char *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
-	const char *ext = extension_of(name), *why = layout_ignored(path);
+	const char *ext = layout_extension_of(name), *why = layout_ignored(path);
 
 	if (!ext || (why && why != why_type))
 		return false;

@@ -56,6 +56,9 @@ const char *layout_ignored_name(const char *name);
  * its name: .txt, .names, .yaml, .yml, .xml, .csv or .json, below a
  * category, not hidden or temporary.  What it is, its content says. */
 bool layout_dataset_candidate(const char *path);
+/* What follows the last dot of the file name NAME, or NULL (none, or a
+ * name like ".hidden"). */
+const char *layout_extension_of(const char *name);
 
 /* mkdir/rename checks for a directory at PATH: 0, -EPERM (the root is
  * fixed but for the trash folders of file managers) or -EINVAL (a label

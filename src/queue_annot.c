@@ -176,11 +176,6 @@ void annot_untrack(struct queue *q, struct entry *e)
 	e->source = NULL;
 }
 
-static bool is_info_path(const char *path)
-{
-	return strcmp(path_base(path), ANNOT_INFO_NAME) == 0;
-}
-
 /* The same file under another name, in the same or another folder: what
  * was read of it still holds (keys are names in its folder, or paths
  * below it), it only moves in the index, to DIR (taken over). */
@@ -217,7 +212,7 @@ void annot_track(struct queue *q, struct entry *e)
 	char *dir, *scope_dir;
 	bool annotation = source_kind(q, e, &scope, &dir, &scope_dir);
 
-	if (s && annotation && s->info == is_info_path(e->path) && s->scope == scope) {
+	if (s && annotation && s->info == annot_is_info_name(e->path) && s->scope == scope) {
 		dataset_source_sync(q, s, true);
 		free(s->scope_dir);
 		s->scope_dir = scope_dir;
@@ -241,7 +236,7 @@ void annot_track(struct queue *q, struct entry *e)
 		goto oom;
 	s->e = e;
 	s->ino = e->ino;
-	s->info = is_info_path(e->path);
+	s->info = annot_is_info_name(e->path);
 	s->scope = scope;
 	s->scope_dir = scope_dir;
 	scope_dir = NULL;
@@ -611,9 +606,6 @@ int annot_append(char *buf, size_t size, size_t *len, const char *fmt, ...)
 	return 0;
 }
 
-static const char resend_hint[] = "to send them again with it, delete them in Studio, then "
-				  "setfattr -n user.ingest.status -v resend on this file";
-
 /* The notes that go after the headline: what it could not do. */
 static void notes(const struct annot_source *s, const struct coverage *c, char *buf, size_t size,
 		  size_t *len)
@@ -621,7 +613,7 @@ static void notes(const struct annot_source *s, const struct coverage *c, char *
 	if (s->late && (s->stored || s->duplicates || c->waiting))
 		annot_append(buf, size, len,
 			     "; %zu sample(s) had gone before it was read, without it (%s)",
-			     s->late, resend_hint);
+			     s->late, ANNOT_RESEND_HINT);
 	if (c->nmissing && c->present)
 		annot_append(buf, size, len, "; %zu entr%s name%s no file here (e.g. '%.80s')",
 			     c->nmissing, c->nmissing == 1 ? "y" : "ies",
@@ -670,7 +662,7 @@ static enum file_state headline(const struct queue *q, const struct annot_source
 		annot_append(buf, size, len,
 			     "came after its %zu sample(s) had gone, so they went "
 			     "without it; %s",
-			     s->late, resend_hint);
+			     s->late, ANNOT_RESEND_HINT);
 		return FILE_FAILED;
 	}
 	if (s->duplicates) {

@@ -73,6 +73,11 @@ const char *path_base(const char *path);
 size_t path_parent_len(const char *path, size_t len);
 int annot_append(char *buf, size_t size, size_t *len, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* What a result says to do about samples that went before their
+ * annotation file was read. */
+#define ANNOT_RESEND_HINT                                                                          \
+	"to send them again with it, delete them in Studio, then "                                 \
+	"setfattr -n user.ingest.status -v resend on this file"
 
 /* queue_dataset.c */
 /* Whether PATH may be a dataset file, and how it would speak: then

@@ -51,23 +51,16 @@ static const char *const image_exts[] = {"jpg", "jpeg", "png", "JPG", "JPEG", "P
 
 /* ---- which files, and what they speak for ---- */
 
-static const char *ext_of(const char *base)
-{
-	const char *dot = strrchr(base, '.');
-
-	return dot && dot != base ? dot + 1 : NULL;
-}
-
 static size_t stem_len(const char *path)
 {
-	const char *base = path_base(path), *ext = ext_of(base);
+	const char *base = path_base(path), *ext = layout_extension_of(base);
 
 	return ext ? (size_t)(ext - 1 - path) : strlen(path);
 }
 
 static bool is_names_file(const char *base)
 {
-	const char *ext = ext_of(base);
+	const char *ext = layout_extension_of(base);
 
 	return strcasecmp(base, "classes.txt") == 0 ||
 	       (ext && (strcasecmp(ext, "names") == 0 || strcasecmp(ext, "yaml") == 0 ||
@@ -102,7 +95,7 @@ static char *swap_component(const char *folder, size_t len, const char *from, co
 enum dataset_scope dataset_scope_of(const struct queue *q, const char *path, char **dir,
 				    char **scope_dir)
 {
-	const char *base = path_base(path), *ext = ext_of(base);
+	const char *base = path_base(path), *ext = layout_extension_of(base);
 	size_t flen = dir_len(path);
 	char *folder = NULL;
 	enum dataset_scope scope;
@@ -215,7 +208,7 @@ static struct entry *image_of(struct queue *q, const struct annot_source *s, siz
 }
 
 struct image_tally {
-	size_t present, missing, late;
+	size_t present, missing;
 	const char *first_missing;
 };
 
@@ -337,7 +330,6 @@ void queue_dataset_done(struct queue *q, const struct queue_load *load, struct d
 		if (s->fresh && s->scope != SCOPE_NAMES)
 			s->late = count_late(q, s);
 	}
-	dataset_source_sync(q, s, false);
 	e->maybe_sent = true; /* this content was read */
 	s->fresh = false;
 	dataset_refresh(q, s);
@@ -353,9 +345,6 @@ out:
 
 /* ---- its status ---- */
 
-static const char resend_hint[] = "to send them again with it, delete them in Studio, then "
-				  "setfattr -n user.ingest.status -v resend on this file";
-
 static void notes(struct queue *q, const struct annot_source *s, char *buf, size_t size,
 		  size_t *len)
 {
@@ -365,7 +354,7 @@ static void notes(struct queue *q, const struct annot_source *s, char *buf, size
 	if (s->late)
 		annot_append(buf, size, len,
 			     "; %zu image(s) had gone before it was read, without it (%s)", s->late,
-			     resend_hint);
+			     ANNOT_RESEND_HINT);
 	if (d->skipped)
 		annot_append(buf, size, len, "; %zu left out (%s)", d->skipped, d->skip_note);
 	if (d->outside)
@@ -529,13 +518,14 @@ static size_t label_root_len(const char *path)
  * the ones read (q->below), and a wait while some there are not read yet.
  * A .json or .csv sample waits only for those being read this moment: a
  * folder where a logger writes sensor files always has one unread (a
- * plain CSV that labels such samples should come first, see DATASETS). */
-static bool below_sources(struct queue *q, struct entry *e, size_t len, bool waited_long,
-			  struct sample_plan *p, struct found *f)
+ * plain CSV that labels such samples should come first, see DATASETS).
+ * CANDIDATE: E is one (layout_dataset_candidate). */
+static bool below_sources(struct queue *q, struct entry *e, size_t len, bool candidate,
+			  bool waited_long, struct sample_plan *p, struct found *f)
 {
 	char why[160];
 
-	if (dir_has_unread(q, e->path, len, layout_dataset_candidate(e->path))) {
+	if (dir_has_unread(q, e->path, len, candidate)) {
 		if (waited_long) {
 			p->annotations_missed = true;
 		} else {
@@ -564,6 +554,7 @@ static bool find_sources(struct queue *q, struct entry *e, bool waited_long, str
 {
 	const char *base = path_base(e->path);
 	size_t len = stem_len(e->path);
+	bool candidate = layout_dataset_candidate(e->path);
 
 	for (struct annot_source *s = source_in(q, e->path, len, NULL); s;
 	     s = source_in(q, e->path, len, s)) {
@@ -578,7 +569,7 @@ static bool find_sources(struct queue *q, struct entry *e, bool waited_long, str
 			f->src = s;
 	}
 	for (len = dir_len(e->path);; len = path_parent_len(e->path, len)) {
-		if (!below_sources(q, e, len, waited_long, p, f))
+		if (!below_sources(q, e, len, candidate, waited_long, p, f))
 			return false;
 		for (struct annot_source *s = source_in(q, e->path, len, NULL); s;
 		     s = source_in(q, e->path, len, s)) {

@@ -211,13 +211,11 @@ static void judge_refusal(long status, const char *msg, const struct reply_reque
 /* A sample no entry speaks for: in an accepted request it may have been
  * stored (a resend tells: duplicates are refused); in a refusal, the
  * top-level words are the only verdict there is. */
-static void judge_untied(long status, const char *top, const struct reply_request *req, size_t i,
+static void judge_untied(long status, const char *top, const struct reply_request *req,
 			 struct reply_file *out)
 {
-	struct reply_request one = {.nsamples = 1, .names = &req->names[i]};
-
 	if (status >= 400 && req->nsamples == 1) {
-		judge_refusal(status, top, &one, out);
+		judge_refusal(status, top, req, out); /* out is its only one */
 	} else if (status >= 400) {
 		out->outcome = REPLY_SOLO;
 		snprintf(out->text, sizeof(out->text),
@@ -253,7 +251,7 @@ static void judge_files(const cJSON *files, long status, const char *top,
 		if (tie[i] >= 0)
 			judge_entry(cJSON_GetArrayItem(files, tie[i]), req->names[i], &out[i]);
 		else
-			judge_untied(status, top, req, i, &out[i]);
+			judge_untied(status, top, req, &out[i]);
 	}
 	free(tie);
 }
@@ -283,14 +281,12 @@ static void judge_refusal(long status, const char *msg, const struct reply_reque
 /* A 200 that does not say what became of the files is final, as the
  * official clients treat it; the service may have stored them, which
  * the queue remembers (a later duplicate is then ours). */
-static void judge_ok(const cJSON *root, const char *body, size_t len,
-		     const struct reply_request *req, struct reply_file out[])
+static void judge_ok(const cJSON *root, const cJSON *files, const char *msg, const char *body,
+		     size_t len, const struct reply_request *req, struct reply_file out[])
 {
-	const cJSON *files = cJSON_GetObjectItemCaseSensitive(root, "files");
 	const cJSON *ok = cJSON_GetObjectItemCaseSensitive(root, "success");
-	char msg[REPLY_TEXT_MAX - 64], text[REPLY_TEXT_MAX];
+	char raw[REPLY_TEXT_MAX - 64], text[REPLY_TEXT_MAX];
 
-	server_message(root, body, len, msg, sizeof(msg));
 	if (cJSON_IsArray(files)) {
 		judge_files(files, 200, msg, req, out);
 		return;
@@ -299,9 +295,9 @@ static void judge_ok(const cJSON *root, const char *body, size_t len,
 		judge_refusal(200, msg, req, out);
 		return;
 	}
-	reply_sanitize(msg, sizeof(msg), body ? body : "", body ? len : 0);
+	reply_sanitize(raw, sizeof(raw), body ? body : "", body ? len : 0);
 	snprintf(text, sizeof(text), "HTTP 200 with a reply that is not the expected JSON%s%s",
-		 msg[0] ? ": " : "", msg);
+		 raw[0] ? ": " : "", raw);
 	set_all(req, out, REPLY_REJECTED, text);
 }
 
@@ -324,7 +320,7 @@ void reply_classify(long status, const char *body, size_t len, const struct repl
 	else if (status == 408 || status == 429 || status >= 500 || status < 200)
 		set_all(req, out, REPLY_RETRY, text);
 	else if (status >= 200 && status < 300)
-		judge_ok(root, body, len, req, out);
+		judge_ok(root, files, msg, body, len, req, out);
 	else if (cJSON_IsArray(files))
 		judge_files(files, status, msg, req, out);
 	else if (status >= 400)
