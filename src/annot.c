@@ -583,16 +583,9 @@ static int parse_info(struct annot_file *f, const cJSON *root, char *err, size_t
 static void where_in(const char *text, size_t len, const char *at, char *err, size_t errsz)
 {
 	size_t off = at && at >= text && at <= text + len ? (size_t)(at - text) : len;
-	unsigned line = 1, col = 1;
+	unsigned line, col;
 
-	for (size_t i = 0; i < off; i++) {
-		if (text[i] == '\n') {
-			line++;
-			col = 1;
-		} else {
-			col++;
-		}
-	}
+	text_line_col(text, off, &line, &col);
 	snprintf(err, errsz, "not valid JSON at line %u, column %u", line, col);
 }
 

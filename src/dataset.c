@@ -1714,12 +1714,10 @@ typedef int (*coco_fn)(struct coco *c, const cJSON *item, size_t i);
 
 static int coco_bad_json(struct coco *c, const char *prefix, const char *at)
 {
-	unsigned line = 1, col = 1;
+	const char *stop = at && at > c->text ? (at < c->end ? at : c->end) : c->text;
+	unsigned line, col;
 
-	for (const char *p = c->text; p < at && p < c->end; p++) {
-		col = *p == '\n' ? 1 : col + 1;
-		line += *p == '\n';
-	}
+	text_line_col(c->text, (size_t)(stop - c->text), &line, &col);
 	return fail(c->b, "%snot valid JSON at line %u, column %u", prefix, line, col);
 }
 

@@ -74,3 +74,12 @@ uint64_t text_hash(const char *s, size_t n)
 		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
 	return h;
 }
+
+void text_line_col(const char *text, size_t off, unsigned *line, unsigned *col)
+{
+	*line = *col = 1;
+	for (size_t i = 0; i < off; i++) {
+		*col = text[i] == '\n' ? 1 : *col + 1;
+		*line += text[i] == '\n';
+	}
+}

@@ -14,6 +14,10 @@
  * NUL-terminated; an escape is never cut in half.  Returns the length. */
 size_t text_escape(char *dst, size_t dstsz, const char *src, size_t srclen);
 
+/* The line and column (from 1) of byte OFF of TEXT, for an error that
+ * points into a file. */
+void text_line_col(const char *text, size_t off, unsigned *line, unsigned *col);
+
 /* FNV-1a of the N bytes at S: the hash of every name index here. */
 uint64_t text_hash(const char *s, size_t n);
 
